@@ -1,0 +1,48 @@
+import type { AlertInfo } from '../remediations/types.js';
+import type { FailureReason } from '../remediations/errors.js';
+import type { NotifySpec } from '../rules/schema.js';
+
+/**
+ * A state change of a remediation run, published by the ingest worker (queued, alert_resolved)
+ * and the remediation worker (everything else). Notifiers turn these into Slack and PagerDuty
+ * jobs on their own queues; the audit already holds them when they are published.
+ */
+export interface RunEvent {
+  type:
+    | 'queued'
+    | 'running'
+    | 'step'
+    | 'retrying'
+    | 'succeeded'
+    | 'failed'
+    | 'skipped'
+    | 'dry_run'
+    | 'notified'
+    | 'alert_resolved';
+  jobId: string;
+  rule: string;
+  action: string;
+  target?: string;
+  alert: AlertInfo;
+  groupKey: string;
+  receiver: string;
+  externalURL: string;
+  dryRun: boolean;
+  /** 1-based attempt, for running/step/retrying/final events. */
+  attempt?: number;
+  /** Human sentence: what happened (the step text, the result summary, the error). */
+  message: string;
+  details?: Record<string, unknown>;
+  reason?: FailureReason | 'cooldown' | 'duplicate';
+  /** The rule's notify section as it was when the event happened. */
+  notify: NotifySpec;
+  at: string;
+}
+
+/** Where events go. Publishing must be durable (Redis) before it resolves. */
+export interface EventSink {
+  publish(event: RunEvent): Promise<void>;
+}
+
+/** The sink without notifiers: events live only in the audit trail. */
+export const auditOnlySink: EventSink = { publish: async () => {} };

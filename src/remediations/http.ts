@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { envName } from '../rules/schema.js';
+import { PermanentError, TransientError } from './errors.js';
+
+/** An HTTP endpoint as declared in a target. The token is an env var name, read at run time. */
+export const httpEndpointSchema = z
+  .object({
+    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional(),
+    url: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL'),
+    /** Non-secret headers. Put secrets in token_env. */
+    headers: z.record(z.string()).default({}),
+    /** Env var holding a bearer token, sent as `Authorization: Bearer <token>`. */
+    token_env: envName.optional(),
+    body: z.unknown().optional(),
+  })
+  .strict();
+export type HttpEndpoint = z.output<typeof httpEndpointSchema>;
+
+/** Reads a secret named by a target; the error names the variable, never a value. */
+export function secretFromEnv(env: NodeJS.ProcessEnv, name: string): string {
+  const v = env[name];
+  if (v === undefined || v === '') throw new PermanentError('bad_params', `environment variable ${name} is not set`);
+  return v;
+}
+
+export interface HttpResult {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * One request with the error taxonomy applied: network errors, timeouts, 429 and 5xx are
+ * transient; other 4xx are permanent (401/403 forbidden, 404 not found). Messages name the
+ * method and URL, never headers, so no token can leak into an error or the audit.
+ */
+export async function callEndpoint(
+  ep: HttpEndpoint,
+  opts: { fetch: typeof fetch; env: NodeJS.ProcessEnv; signal: AbortSignal; timeoutMs: number; defaultMethod: string; body?: unknown },
+): Promise<HttpResult> {
+  const method = ep.method ?? opts.defaultMethod;
+  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'remediator', ...ep.headers };
+  if (ep.token_env) headers.authorization = `Bearer ${secretFromEnv(opts.env, ep.token_env)}`;
+  const payload = opts.body ?? ep.body;
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  const what = `${method} ${ep.url}`;
+  let res: Response;
+  try {
+    res = await opts.fetch(ep.url, {
+      method,
+      headers,
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+      signal: AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs)]),
+    });
+  } catch (err) {
+    const e = err as Error;
+    if (e.name === 'TimeoutError') throw new TransientError('timeout', `${what}: no answer within ${opts.timeoutMs} ms`);
+    if (e.name === 'AbortError') throw new TransientError('timeout', `${what}: aborted`);
+    const cause = (e.cause as { code?: string; message?: string } | undefined) ?? {};
+    throw new TransientError('unavailable', `${what}: ${cause.code ?? cause.message ?? e.message}`);
+  }
+  const text = await res.text();
+  let body: unknown = text;
+  if (text !== '') {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* not JSON: keep the text */
+    }
+  }
+  if (res.ok) return { status: res.status, body };
+  const msg = `${what}: HTTP ${res.status}`;
+  if (res.status === 429 || res.status >= 500) throw new TransientError('unavailable', msg, { status: res.status });
+  if (res.status === 401 || res.status === 403) throw new PermanentError('forbidden', msg, { status: res.status });
+  if (res.status === 404) throw new PermanentError('not_found', msg, { status: res.status });
+  throw new PermanentError('bad_request', msg, { status: res.status });
+}
+
+/** Reads a dot-separated path ("state", "breaker.state") out of a JSON body. */
+export function readField(body: unknown, path: string): unknown {
+  let cur: unknown = body;
+  for (const key of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}

@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { parseMatcher, MatcherError } from './matchers.js';
+import { checkTemplate } from './template.js';
+
+/** A duration written as text ("30s", "10m", "48h"), parsed to milliseconds. */
+export const duration = z.string().transform((s, ctx) => {
+  const ms = parseDuration(s);
+  if (ms === undefined) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `bad duration ${JSON.stringify(s)}: use e.g. 30s, 10m, 1h30m` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const matcherText = z.string().superRefine((s, ctx) => {
+  try {
+    parseMatcher(s);
+  } catch (err) {
+    if (err instanceof MatcherError) ctx.addIssue({ code: z.ZodIssueCode.custom, message: err.message });
+    else throw err;
+  }
+});
+
+const templated = z.string().min(1).superRefine((s, ctx) => {
+  const problem = checkTemplate(s);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+});
+
+/** Name of an environment variable that holds a secret (the secret itself never is in a rule file). */
+export const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name (A-Z, 0-9, _)');
+
+/** Where and how a rule's outcomes are told to people (see src/notifiers). */
+export const notifySchema = z
+  .object({
+    slack: z
+      .union([
+        z.literal(false),
+        z.object({ channel: z.string().min(1).optional() }).strict(),
+      ])
+      .optional(),
+    pagerduty: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            /** Env var holding the Events API routing key; default PAGERDUTY_ROUTING_KEY. */
+            routing_key_env: envName.optional(),
+            /** group_key: sha256(groupKey), as Alertmanager's own PagerDuty integration; fingerprint: per alert. */
+            dedup: z.enum(['group_key', 'fingerprint']).default('group_key'),
+            /** Acknowledge when the remediation starts. */
+            acknowledge: z.boolean().default(true),
+            /** On success: resolve now, when the alert resolves in Alertmanager, or never. */
+            resolve: z.enum(['immediately', 'on_alert_resolved', 'never']).default('on_alert_resolved'),
+            /** On failure: trigger (page) with severity critical. */
+            escalate: z.boolean().default(true),
+          })
+          .strict(),
+      ])
+      .optional(),
+  })
+  .strict();
+
+const backoffSchema = z.union([
+  duration.transform((delay) => ({ type: 'exponential' as const, delay })),
+  z.object({ type: z.enum(['exponential', 'fixed']), delay: duration }).strict(),
+]);
+
+/** One rule, as written (params are checked against the action's schema by load.ts). */
+export const ruleSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ".", "_" or "-"'),
+    description: z.string().optional(),
+    match: z.array(matcherText).min(1, 'needs at least one matcher'),
+    when: z.enum(['firing', 'resolved']).default('firing'),
+    action: z.string().min(1),
+    target: templated.optional(),
+    params: z.record(z.unknown()).default({}),
+    attempts: z.number().int().min(1).max(50).default(3),
+    backoff: backoffSchema.default('10s'),
+    /** Minimum time between two runs of this rule on the same target. */
+    cooldown: duration.optional(),
+    /** How long one attempt may take before it is aborted (and retried). */
+    timeout: duration.default('5m'),
+    dry_run: z.boolean().default(false),
+    notify: notifySchema.default({}),
+  })
+  .strict();
+
+export type RuleInput = z.input<typeof ruleSchema>;
+export type RuleSpec = z.output<typeof ruleSchema>;
+export type NotifySpec = z.output<typeof notifySchema>;
+
+/** A rules file: declared targets (by name) and rules. */
+export const ruleFileSchema = z
+  .object({
+    targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/), z.record(z.unknown())).default({}),
+    rules: z.array(z.unknown()).default([]),
+  })
+  .strict();

@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import type { z } from 'zod';
+import type { AlertInfo } from '../remediations/types.js';
+import type { CompiledRule, RuleTable } from './load.js';
+import { renderDeep, renderString, TemplateError, type TemplateContext } from './template.js';
+import type { RuleSpec } from './schema.js';
+
+/** Why a rule did or did not apply to an alert (`rules test` prints these). */
+export interface RuleVerdict {
+  rule: string;
+  matched: boolean;
+  /** For a rule that did not match: the first matcher that failed, and the label's value. */
+  reason?: string;
+}
+
+export type DecisionKind = 'enqueue' | 'not_applicable' | 'no_match' | 'invalid' | 'refused';
+
+/** What the receiver does with one (alert, rule) pair, or with an alert no rule matched. */
+export interface Decision {
+  kind: DecisionKind;
+  rule?: string;
+  /** The job id of this firing for this rule (also set for `not_applicable`, so a resolved alert finds its run). */
+  jobId?: string;
+  reason?: string;
+  job?: JobSpec;
+}
+
+/** The data of a remediation job. No secrets: targets are resolved by name inside the worker. */
+export interface JobSpec {
+  jobId: string;
+  rule: string;
+  action: string;
+  target?: string;
+  params: unknown;
+  dryRun: boolean;
+  alert: AlertInfo;
+  groupKey: string;
+  receiver: string;
+  externalURL: string;
+  receivedAt: string;
+}
+
+export interface WebhookContext {
+  groupKey: string;
+  receiver: string;
+  externalURL: string;
+  receivedAt: string;
+  /** Global DRY_RUN: every job runs as dry-run. */
+  dryRun: boolean;
+}
+
+/**
+ * One firing of one alert for one rule: fingerprint + startsAt + rule, hashed (BullMQ ids must not
+ * contain ':' nor be all digits). startsAt is normalised to milliseconds so that 0-9 fractional
+ * digits or an offset do not make two ids for the same instant.
+ */
+export function jobIdFor(fingerprint: string, startsAt: string, rule: string): string {
+  const ms = Date.parse(startsAt);
+  const when = Number.isNaN(ms) ? startsAt : new Date(ms).toISOString();
+  return createHash('sha256').update(`${fingerprint}\n${when}\n${rule}`).digest('hex').slice(0, 40);
+}
+
+export function verdict(rule: CompiledRule, labels: Record<string, string>): RuleVerdict {
+  for (const m of rule.matchers) {
+    if (!m.matches(labels)) {
+      const actual = labels[m.name];
+      return {
+        rule: rule.spec.name,
+        matched: false,
+        reason: `${m.text} failed: ${actual === undefined ? `label ${m.name} is missing` : `${m.name} is ${JSON.stringify(actual)}`}`,
+      };
+    }
+  }
+  return { rule: rule.spec.name, matched: true };
+}
+
+/** Decides what to do with one alert: every matching rule gives one decision. */
+export function decide(table: RuleTable, alert: AlertInfo, ctx: WebhookContext): { verdicts: RuleVerdict[]; decisions: Decision[] } {
+  const verdicts = table.rules.map((r) => verdict(r, alert.labels));
+  const decisions: Decision[] = [];
+  table.rules.forEach((rule, i) => {
+    if (!verdicts[i]!.matched) return;
+    const spec = rule.spec;
+    const jobId = jobIdFor(alert.fingerprint, alert.startsAt, spec.name);
+    if (spec.when !== alert.status) {
+      decisions.push({ kind: 'not_applicable', rule: spec.name, jobId, reason: `rule acts on ${spec.when} alerts, this one is ${alert.status}` });
+      return;
+    }
+    decisions.push(planJob(table, rule, alert, ctx, jobId));
+  });
+  if (decisions.length === 0) decisions.push({ kind: 'no_match', reason: 'no rule matched' });
+  return { verdicts, decisions };
+}
+
+function planJob(table: RuleTable, rule: CompiledRule, alert: AlertInfo, ctx: WebhookContext, jobId: string): Decision {
+  const spec: RuleSpec = rule.spec;
+  const tctx: TemplateContext = { labels: alert.labels, annotations: alert.annotations };
+  let target: string | undefined;
+  let params: unknown;
+  try {
+    target = spec.target === undefined ? undefined : renderString(spec.target, tctx);
+    params = renderDeep(spec.params, tctx);
+  } catch (err) {
+    if (err instanceof TemplateError) return { kind: 'invalid', rule: spec.name, jobId, reason: `template: ${err.message}` };
+    throw err;
+  }
+  if (target !== undefined) {
+    const t = table.targets.get(target);
+    if (!t || t.kind !== rule.remediation.targetKind) {
+      return {
+        kind: 'refused',
+        rule: spec.name,
+        jobId,
+        reason: t ? `target ${JSON.stringify(target)} is of kind ${t.kind}, not ${rule.remediation.targetKind}` : `target ${JSON.stringify(target)} is not declared`,
+      };
+    }
+  }
+  const checked = (rule.remediation.paramsSchema as z.ZodTypeAny).safeParse(params);
+  if (!checked.success) {
+    const i = checked.error.issues[0]!;
+    return { kind: 'invalid', rule: spec.name, jobId, reason: `params.${i.path.join('.')}: ${i.message}` };
+  }
+  return {
+    kind: 'enqueue',
+    rule: spec.name,
+    jobId,
+    job: {
+      jobId,
+      rule: spec.name,
+      action: spec.action,
+      target,
+      params,
+      dryRun: ctx.dryRun || spec.dry_run,
+      alert,
+      groupKey: ctx.groupKey,
+      receiver: ctx.receiver,
+      externalURL: ctx.externalURL,
+      receivedAt: ctx.receivedAt,
+    },
+  };
+}
