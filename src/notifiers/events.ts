@@ -37,6 +37,8 @@ export interface RunEvent {
   /** The rule's notify section as it was when the event happened. */
   notify: NotifySpec;
   at: string;
+  /** Order of this event among its run's events (1, 2, ...), assigned when published. */
+  seq?: number;
 }
 
 /** Where events go. Publishing must be durable (Redis) before it resolves. */

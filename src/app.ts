@@ -1,0 +1,32 @@
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from './log.js';
+import { adminRouter } from './receivers/admin.js';
+import { alertmanagerRouter, type AlertmanagerReceiverDeps } from './receivers/alertmanager.js';
+import { healthRouter } from './receivers/health.js';
+import type { AuditStore } from './audit/store.js';
+import type { Pool } from 'pg';
+
+export interface AppDeps extends AlertmanagerReceiverDeps {
+  audit: AuditStore;
+  pool: Pool;
+  adminToken?: string;
+  log: Logger;
+}
+
+/** Builds the HTTP app; never listens, so tests mount it on port 0. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(healthRouter(deps));
+  app.use(alertmanagerRouter(deps));
+  app.use(adminRouter(deps));
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not found' });
+  });
+  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+    deps.log.error('request failed', { error: err.message });
+    res.status(500).json({ error: 'internal error' });
+  });
+  return app;
+}

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * The environment, parsed once at start. Every variable is documented in the README.
+ * A bad value stops the process with a message naming the variable (never its value when secret).
+ */
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(9095),
+  HOST: z.string().default('0.0.0.0'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/postgres'),
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier').default('remediator'),
+  RULES_DIR: z.string().min(1).default('./rules'),
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_{}.-]+$/, 'letters, digits, "_", "-", "." and a {hash tag} only').default('remediator'),
+  WEBHOOK_TOKEN: z.string().min(1).optional(),
+  WEBHOOK_BASIC_AUTH: z.string().regex(/^[^:]+:.+$/, 'must be user:password').optional(),
+  ADMIN_TOKEN: z.string().min(1).optional(),
+  DRY_RUN: bool.default('false'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  REMEDIATOR_ROLE: z.enum(['all', 'receiver', 'worker']).default('all'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  SHUTDOWN_GRACE: z.coerce.number().int().min(0).default(25_000),
+  KUBECONFIG: z.string().optional(),
+  SLACK_BOT_TOKEN: z.string().min(1).optional(),
+  SLACK_API_URL: z.string().url().default('https://slack.com/api/'),
+  SLACK_CHANNEL: z.string().min(1).optional(),
+  PAGERDUTY_ROUTING_KEY: z.string().min(1).optional(),
+  PAGERDUTY_EVENTS_URL: z.string().url().default('https://events.pagerduty.com'),
+  PAGERDUTY_API_TOKEN: z.string().min(1).optional(),
+  PAGERDUTY_API_URL: z.string().url().default('https://api.pagerduty.com'),
+  PAGERDUTY_FROM: z.string().email().optional(),
+  PUBLIC_URL: z.string().url().optional(),
+});
+
+export type Config = z.output<typeof envSchema>;
+
+const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
+
+export class ConfigError extends Error {}
+
+/** Parses the environment; empty strings count as unset. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') input[key] = v;
+  }
+  const res = envSchema.safeParse(input);
+  if (!res.success) {
+    const lines = res.error.issues.map((i) => {
+      const name = String(i.path[0]);
+      return `${name}: ${i.message}${secret.has(name) ? '' : ` (got ${JSON.stringify(input[name])})`}`;
+    });
+    throw new ConfigError(`invalid environment:\n  ${lines.join('\n  ')}`);
+  }
+  return res.data;
+}

@@ -1,0 +1,48 @@
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './log.js';
+import { RuleLoadError } from './rules/load.js';
+import { startService } from './service.js';
+
+/** `npm start`: one process with the receiver and the workers (REMEDIATOR_ROLE splits them). */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`remediator: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.LOG_LEVEL, { service: 'remediator' });
+  let service;
+  try {
+    service = await startService(config, { env: process.env, log, watchRules: true });
+  } catch (err) {
+    if (err instanceof RuleLoadError) {
+      process.stderr.write(`remediator: cannot start: ${err.message}\n`);
+      process.exit(2);
+    }
+    log.error('cannot start', { error: (err as Error).message });
+    process.exit(1);
+  }
+  process.on('SIGHUP', () => void service.reload('SIGHUP'));
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    try {
+      await service.close();
+      process.exit(0);
+    } catch (err) {
+      log.error('unclean shutdown', { error: (err as Error).message });
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,53 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { AuditStore, IngestRecord } from '../audit/store.js';
+import type { Logger } from '../log.js';
+import type { EventSink } from '../notifiers/events.js';
+import type { RuleTable } from '../rules/load.js';
+import { QUEUES } from './queues.js';
+
+/**
+ * Writes what the receiver decided to the audit trail, off the request path: the receiver only
+ * puts one `ingest` job in Redis per delivery. Then publishes `queued` for new runs and
+ * `alert_resolved` for runs whose alert Alertmanager reports resolved.
+ */
+export function startIngestWorker(o: {
+  connection: Redis;
+  prefix: string;
+  audit: AuditStore;
+  sink: EventSink;
+  table: () => RuleTable;
+  log: Logger;
+}): Worker {
+  const worker = new Worker(
+    QUEUES.ingest,
+    async (job: Job<IngestRecord>) => {
+      const rec = job.data;
+      const queued = new Set(await o.audit.recordIngest(rec));
+      const notifyOf = (rule: string) => o.table().rules.find((r) => r.spec.name === rule)?.spec.notify ?? {};
+      for (const { alert, decisions } of rec.alerts) {
+        for (const d of decisions) {
+          const base = { groupKey: rec.groupKey, receiver: rec.receiver, externalURL: rec.externalURL, at: new Date().toISOString(), alert };
+          if (d.job && queued.has(d.job.jobId)) {
+            await o.sink.publish({
+              ...base, type: 'queued', jobId: d.job.jobId, rule: d.job.rule, action: d.job.action, target: d.job.target,
+              dryRun: d.job.dryRun, message: `Queued by rule ${d.job.rule}.`, notify: notifyOf(d.job.rule),
+            });
+          }
+          if (d.decision === 'not_applicable' && alert.status === 'resolved' && d.jobId) {
+            const run = await o.audit.markAlertResolved(d.jobId, rec.receivedAt);
+            if (run) {
+              await o.sink.publish({
+                ...base, type: 'alert_resolved', jobId: run.job_id, rule: run.rule, action: run.action, target: run.target ?? undefined,
+                dryRun: run.dry_run, message: 'Alert resolved in Alertmanager.', notify: notifyOf(run.rule),
+              });
+            }
+          }
+        }
+      }
+    },
+    { connection: o.connection, prefix: o.prefix, concurrency: 4 },
+  );
+  worker.on('error', (err) => o.log.error('ingest worker error', { error: err.message }));
+  return worker;
+}

@@ -1,0 +1,70 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { AuditStore } from '../audit/store.js';
+import type { Logger } from '../log.js';
+import type { RunEvent } from '../notifiers/events.js';
+import { notifyBackoff } from '../notifiers/sink.js';
+import { NotifyNotYetError, NotifyPermanentError, NotifyRetryAfterError, type Notifier } from '../notifiers/types.js';
+import { QUEUES } from './queues.js';
+
+/**
+ * Runs one notifier's queue. Permanent failures are recorded and not retried; rate limits and
+ * ordering waits are re-delayed without using an attempt; everything else retries with backoff.
+ * Every outcome is an audit row in `notifications`.
+ */
+export function startNotificationWorker(opts: {
+  notifier: Notifier;
+  connection: Redis;
+  prefix: string;
+  audit: AuditStore;
+  log: Logger;
+  concurrency?: number;
+  /** Delay before retry n (tests shorten it); default: 5 s doubling up to 10 min. */
+  backoff?: (attemptsMade: number) => number;
+}): Worker {
+  const { notifier, audit } = opts;
+  const log = opts.log.child({ notifier: notifier.name });
+  const worker = new Worker(
+    QUEUES.notify(notifier.name),
+    async (job: Job<RunEvent>, token?: string) => {
+      const event = job.data;
+      const attempt = job.attemptsMade + 1;
+      const base = { jobId: event.jobId, notifier: notifier.name, eventType: event.type, seq: event.seq, attempt };
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 60_000);
+      try {
+        const detail = (await notifier.deliver(event, { attempt, log, signal: ac.signal })) ?? undefined;
+        await audit.recordNotification({ ...base, state: 'sent', detail });
+      } catch (err) {
+        if (err instanceof NotifyRetryAfterError || err instanceof NotifyNotYetError) {
+          if (err instanceof NotifyRetryAfterError) {
+            await audit.recordNotification({ ...base, state: 'retrying', error: err.message, detail: { retryAfterMs: err.retryAfterMs } });
+          }
+          await job.moveToDelayed(Date.now() + err.retryAfterMs, token);
+          throw new DelayedError();
+        }
+        const final = err instanceof NotifyPermanentError || attempt >= (job.opts.attempts ?? 1);
+        const message = (err as Error).message;
+        await audit.recordNotification({
+          ...base,
+          state: final ? 'failed' : 'retrying',
+          error: message,
+          detail: err instanceof NotifyPermanentError ? err.detail : undefined,
+        });
+        log[final ? 'error' : 'warn'](final ? 'notification failed' : 'notification will be retried', { job: event.jobId, event: event.type, error: message });
+        if (err instanceof NotifyPermanentError) throw new UnrecoverableError(message);
+        throw err;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      concurrency: opts.concurrency ?? 4,
+      settings: { backoffStrategy: (attemptsMade: number) => (opts.backoff ?? notifyBackoff)(attemptsMade) },
+    },
+  );
+  worker.on('error', (err) => log.error('notification worker error', { error: err.message }));
+  return worker;
+}

@@ -1,0 +1,57 @@
+import { Queue } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../log.js';
+
+/** Queue names under QUEUE_PREFIX. */
+export const QUEUES = {
+  remediations: 'remediations',
+  ingest: 'ingest',
+  notify: (name: string) => `notify-${name}`,
+} as const;
+
+/** How long finished jobs are kept: while a job is kept, its id blocks a repeat of the same firing. */
+export const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
+
+/**
+ * Producer connections fail fast (no offline queue, one try per command) so the receiver can
+ * answer 503 while Redis is down; worker connections must block (`maxRetriesPerRequest: null`).
+ * https://docs.bullmq.io/guide/going-to-production
+ */
+export function redisConnection(url: string, role: 'producer' | 'worker', log: Logger, name: string): Redis {
+  const opts: RedisOptions =
+    role === 'producer'
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false }
+      : { maxRetriesPerRequest: null, enableReadyCheck: true };
+  const conn = new Redis(url, { ...opts, connectionName: `remediator-${name}`, retryStrategy: (n) => Math.min(200 * n, 2000) });
+  let warned = false;
+  conn.on('error', (err) => {
+    if (!warned) log.warn('redis connection error', { connection: name, error: err.message });
+    warned = true;
+  });
+  conn.on('ready', () => {
+    if (warned) log.info('redis connection back', { connection: name });
+    warned = false;
+  });
+  return conn;
+}
+
+export function makeQueue(name: string, connection: Redis, prefix: string): Queue {
+  const q = new Queue(name, { connection, prefix });
+  q.on('error', () => {}); // connection errors are logged once by the connection itself
+  return q;
+}
+
+/** Rejects after `ms` so a request never hangs on a Redis that stopped answering. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no answer from Redis within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,163 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { z } from 'zod';
+import type { AuditStore, RunState } from '../audit/store.js';
+import type { Logger } from '../log.js';
+import type { EventSink, RunEvent } from '../notifiers/events.js';
+import { formatDuration } from '../rules/duration.js';
+import type { CompiledRule, RuleTable } from '../rules/load.js';
+import type { JobSpec } from '../rules/table.js';
+import { PermanentError, reasonOf } from '../remediations/errors.js';
+import type { Registry } from '../remediations/registry.js';
+import type { RemediationDeps, RemediationResult } from '../remediations/types.js';
+import { QUEUES } from './queues.js';
+import { TargetLock } from './target-lock.js';
+
+export interface RemediationWorkerOptions {
+  connection: Redis;
+  /** A separate non-blocking connection for locks. */
+  redis: Redis;
+  prefix: string;
+  table: () => RuleTable;
+  registry: Registry;
+  audit: AuditStore;
+  sink: EventSink;
+  deps: RemediationDeps;
+  log: Logger;
+  concurrency?: number;
+  /** Aborted on shutdown after the grace period: running remediations stop and are retried. */
+  shutdown?: AbortSignal;
+}
+
+/**
+ * Runs remediation jobs. The order of checks matters: the rule must still exist, the job must not
+ * repeat a firing already handled, the target lock serialises remediations on one target, and
+ * the cooldown is checked under that lock. Permanent errors become UnrecoverableError here, and
+ * only here.
+ */
+export function startRemediationWorker(o: RemediationWorkerOptions): Worker {
+  const lock = new TargetLock(o.redis, o.prefix);
+  const worker = new Worker(QUEUES.remediations, (job: Job<JobSpec>, token?: string) => processJob(o, lock, job, token), {
+    connection: o.connection,
+    prefix: o.prefix,
+    concurrency: o.concurrency ?? 8,
+    // A remediation may legitimately wait minutes (rollouts): renew the job lock while it runs.
+    lockDuration: 60_000,
+    maxStalledCount: 2,
+  });
+  worker.on('error', (err) => o.log.error('remediation worker error', { error: err.message }));
+  return worker;
+}
+
+async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Job<JobSpec>, token?: string): Promise<void> {
+  const spec = job.data;
+  const attempt = job.attemptsMade + 1;
+  const maxAttempts = job.opts.attempts ?? 1;
+  const log = o.log.child({ job: spec.jobId, rule: spec.rule, action: spec.action, target: spec.target, attempt });
+  const rule = o.table().rules.find((r) => r.spec.name === spec.rule);
+  const notify = rule?.spec.notify ?? {};
+  const publish = (type: RunEvent['type'], message: string, extra: Partial<RunEvent> = {}) =>
+    o.sink.publish({
+      type, message, jobId: spec.jobId, rule: spec.rule, action: spec.action, target: spec.target, alert: spec.alert,
+      groupKey: spec.groupKey, receiver: spec.receiver, externalURL: spec.externalURL, dryRun: spec.dryRun, attempt,
+      notify, at: new Date().toISOString(), ...extra,
+    });
+  const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string } = {}) => {
+    await o.audit.runEnded(spec, { state, attempt, summary, at: o.deps.now(), ...extra });
+    await publish(state === 'queued' || state === 'running' ? 'step' : state, summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
+    log.info('run ended', { state, summary, reason: extra.reason });
+  };
+
+  if (!rule || rule.spec.action !== spec.action) {
+    await end('failed', `Rule ${spec.rule} is no longer in the rule table (or changed its action): not run.`, { reason: 'rule_removed' });
+    throw new UnrecoverableError('rule removed');
+  }
+  const earlier = await o.audit.findEarlierRun(spec);
+  if (earlier) {
+    await end('skipped', `Duplicate: this firing was already handled by run ${earlier.job_id} (${earlier.state}).`, { reason: 'duplicate' });
+    return;
+  }
+
+  const lockKey = `${spec.action}:${spec.target ?? spec.rule}`;
+  const held = await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000);
+  if (!held) {
+    // Another run acts on this target now: come back shortly without using an attempt.
+    await job.moveToDelayed(Date.now() + 2000 + Math.floor(Math.random() * 1000), token);
+    throw new DelayedError();
+  }
+  try {
+    if (rule.spec.cooldown) {
+      const recent = await o.audit.recentRunOnTarget(spec, rule.spec.cooldown, o.deps.now());
+      if (recent) {
+        await end('skipped', `Cooldown: rule ${spec.rule} already ran on ${spec.target ?? 'this target'} at ${recent.started_at?.toISOString()} (cooldown ${formatDuration(rule.spec.cooldown)}).`, { reason: 'cooldown' });
+        return;
+      }
+    }
+    await o.audit.runStarted(spec, attempt, new Date(job.timestamp), o.deps.now());
+    await publish('running', `Attempt ${attempt} of ${maxAttempts} started${spec.dryRun ? ' (dry run)' : ''}.`);
+    const result = await runRemediation(o, rule, spec, attempt, log, publish);
+    const state: RunState = result.outcome;
+    await end(state, result.summary, { details: result.details });
+  } catch (err) {
+    const permanent = err instanceof PermanentError;
+    const final = permanent || attempt >= maxAttempts;
+    const message = (err as Error).message;
+    const reason = reasonOf(err);
+    const details = (err as PermanentError).details;
+    if (final) {
+      await end('failed', `Failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${message}`, { reason, error: message, details });
+    } else {
+      await o.audit.runEnded(spec, { state: 'retrying', attempt, summary: `Attempt ${attempt} failed: ${message}`, reason, error: message, details, at: o.deps.now() });
+      await publish('retrying', `Attempt ${attempt} of ${maxAttempts} failed: ${message}. Retrying.`, { reason, details });
+      log.warn('attempt failed, will retry', { reason, error: message });
+    }
+    if (permanent) throw new UnrecoverableError(message);
+    throw err;
+  } finally {
+    await lock.release(lockKey, spec.jobId).catch((e: Error) => log.warn('could not release target lock', { error: e.message }));
+  }
+}
+
+async function runRemediation(
+  o: RemediationWorkerOptions,
+  rule: CompiledRule,
+  spec: JobSpec,
+  attempt: number,
+  log: Logger,
+  publish: (type: RunEvent['type'], message: string, extra?: Partial<RunEvent>) => Promise<void>,
+): Promise<RemediationResult> {
+  const remediation = o.registry.get(spec.action);
+  if (!remediation) throw new PermanentError('bad_params', `action ${spec.action} is not registered`);
+  let target: unknown;
+  if (remediation.targetKind !== null) {
+    const t = spec.target === undefined ? undefined : o.table().targets.get(spec.target);
+    if (!t || t.kind !== remediation.targetKind) {
+      throw new PermanentError('refused_target', `target ${JSON.stringify(spec.target)} is not a declared ${remediation.targetKind} target`);
+    }
+    target = t.config;
+  }
+  const params = (remediation.paramsSchema as z.ZodTypeAny).safeParse(spec.params);
+  if (!params.success) {
+    const i = params.error.issues[0]!;
+    throw new PermanentError('bad_params', `params.${i.path.join('.')}: ${i.message}`);
+  }
+  const signals = [AbortSignal.timeout(rule.spec.timeout)];
+  if (o.shutdown) signals.push(o.shutdown);
+  return remediation.run({
+    params: params.data,
+    target,
+    targetName: spec.target ?? '',
+    alert: spec.alert,
+    ruleName: spec.rule,
+    dryRun: spec.dryRun,
+    runId: spec.jobId,
+    attempt,
+    signal: AbortSignal.any(signals),
+    log,
+    deps: o.deps,
+    step: async (message, details) => {
+      await o.audit.addEvent(spec.jobId, 'step', attempt, message, details);
+      await publish('step', message, { details });
+    },
+  });
+}

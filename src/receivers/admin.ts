@@ -1,0 +1,50 @@
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import type { AuditStore } from '../audit/store.js';
+import { safeEqual } from './auth.js';
+
+const query = z
+  .object({
+    rule: z.string().optional(),
+    status: z.enum(['queued', 'running', 'retrying', 'succeeded', 'failed', 'skipped', 'dry_run', 'notified']).optional(),
+    fingerprint: z.string().optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    before: z.string().datetime({ offset: true }).optional(),
+  })
+  .strict();
+
+/** The audit of remediation runs, newest first. Requires ADMIN_TOKEN as a bearer token. */
+export function adminRouter(deps: { audit: AuditStore; adminToken?: string }): Router {
+  const router = express.Router();
+  router.use('/api', (req, res, next) => {
+    if (!deps.adminToken) {
+      res.status(403).json({ error: 'admin API disabled: set ADMIN_TOKEN' });
+      return;
+    }
+    const h = req.headers.authorization ?? '';
+    if (!h.toLowerCase().startsWith('bearer ') || !safeEqual(h.slice(7).trim(), deps.adminToken)) {
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'missing or wrong admin token' });
+      return;
+    }
+    next();
+  });
+  router.get('/api/runs', async (req, res) => {
+    const q = query.safeParse(req.query);
+    if (!q.success) {
+      const i = q.error.issues[0]!;
+      res.status(400).json({ error: `${i.path.join('.') || 'query'}: ${i.message}` });
+      return;
+    }
+    const runs = await deps.audit.listRuns({ ...q.data, state: q.data.status, before: q.data.before ? new Date(q.data.before) : undefined });
+    res.json({ runs });
+  });
+  router.get('/api/runs/:jobId', async (req, res) => {
+    const run = await deps.audit.getRun(req.params.jobId);
+    if (!run) {
+      res.status(404).json({ error: 'no such run' });
+      return;
+    }
+    res.json({ run, events: await deps.audit.runEvents(run.job_id) });
+  });
+  return router;
+}

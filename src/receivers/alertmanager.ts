@@ -1,0 +1,157 @@
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { IngestRecord } from '../audit/store.js';
+import type { Logger } from '../log.js';
+import type { RuleTable } from '../rules/load.js';
+import { decide, type JobSpec } from '../rules/table.js';
+import type { AlertInfo } from '../remediations/types.js';
+import { KEEP_FINISHED_SECONDS, withDeadline } from '../queue/queues.js';
+import { checkAuthorization } from './auth.js';
+import { webhookSchema } from './payload.js';
+
+export interface AlertmanagerReceiverDeps {
+  table: () => RuleTable | undefined;
+  remediations: Queue;
+  ingest: Queue;
+  /** The producer connection the queues use (fail-fast). */
+  redis: Redis;
+  prefix: string;
+  auth: { token?: string; basic?: string };
+  dryRun: boolean;
+  maxBytes: number;
+  /** Longest a request may wait on Redis before answering 503. */
+  redisDeadlineMs?: number;
+  log: Logger;
+}
+
+/**
+ * POST /webhooks/alertmanager: authenticate, parse, match, enqueue, answer. Nothing slow runs
+ * here: the audit is written by the ingest worker from one job this handler enqueues. A 2xx goes
+ * out only after every job is in Redis; Redis trouble is a fast 503 so Alertmanager retries.
+ */
+export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
+  const router = express.Router();
+  const deadline = deps.redisDeadlineMs ?? 2000;
+  router.post(
+    '/webhooks/alertmanager',
+    (req, res, next) => {
+      if (!checkAuthorization(req.headers.authorization, deps.auth)) {
+        res.status(401).set('WWW-Authenticate', deps.auth.token ? 'Bearer' : 'Basic realm="remediator"').json({ error: 'missing or wrong credentials' });
+        return;
+      }
+      if (!req.is('application/json') && !req.is('+json')) {
+        res.status(415).json({ error: `unsupported content type ${JSON.stringify(req.headers['content-type'] ?? '')}: send application/json` });
+        return;
+      }
+      next();
+    },
+    express.json({ limit: deps.maxBytes, strict: true }),
+    async (req: Request, res: Response) => {
+      const parsed = webhookSchema.safeParse(req.body);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+        res.status(400).json({ error: `invalid payload: ${issues[0]!.path}: ${issues[0]!.message}`, issues });
+        return;
+      }
+      const table = deps.table();
+      if (!table) {
+        res.status(503).json({ error: 'rules not loaded yet' });
+        return;
+      }
+      const hook = parsed.data;
+      const receivedAt = new Date().toISOString();
+      const ctx = { groupKey: hook.groupKey, receiver: hook.receiver, externalURL: hook.externalURL, receivedAt, dryRun: deps.dryRun };
+      const record: IngestRecord = { receivedAt, receiver: hook.receiver, groupKey: hook.groupKey, externalURL: hook.externalURL, alerts: [] };
+      const jobs: JobSpec[] = [];
+      for (const a of hook.alerts) {
+        const alert: AlertInfo = {
+          fingerprint: a.fingerprint, status: a.status, startsAt: a.startsAt, endsAt: a.endsAt,
+          labels: a.labels, annotations: a.annotations, generatorURL: a.generatorURL,
+        };
+        const { decisions } = decide(table, alert, ctx);
+        record.alerts.push({
+          alert,
+          decisions: decisions.map((d) => ({ decision: d.kind === 'enqueue' ? 'enqueued' : d.kind, rule: d.rule, jobId: d.jobId, reason: d.reason, job: d.job })),
+        });
+        for (const d of decisions) if (d.job) jobs.push(d.job);
+      }
+      try {
+        const existing = await withDeadline(jobsThatExist(deps, jobs.map((j) => j.jobId)), deadline, 'checking for duplicates');
+        let duplicates = 0;
+        for (const entry of record.alerts) {
+          for (const d of entry.decisions) {
+            if (d.job && existing.has(d.job.jobId)) {
+              d.decision = 'duplicate';
+              d.reason = 'this firing already has a job';
+              duplicates++;
+            }
+          }
+        }
+        const fresh = jobs.filter((j) => !existing.has(j.jobId));
+        const rules = new Map(table.rules.map((r) => [r.spec.name, r.spec]));
+        if (fresh.length > 0) {
+          // BullMQ ignores an add whose id exists, so two receivers racing still make one job.
+          await withDeadline(
+            deps.remediations.addBulk(
+              fresh.map((j) => {
+                const spec = rules.get(j.rule)!;
+                return {
+                  name: j.action,
+                  data: j,
+                  opts: {
+                    jobId: j.jobId,
+                    attempts: spec.attempts,
+                    backoff: spec.backoff,
+                    removeOnComplete: { age: KEEP_FINISHED_SECONDS },
+                    removeOnFail: { age: KEEP_FINISHED_SECONDS },
+                  },
+                };
+              }),
+            ),
+            deadline,
+            'enqueueing remediation jobs',
+          );
+        }
+        await withDeadline(
+          deps.ingest.add('delivery', record, { attempts: 20, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: { age: KEEP_FINISHED_SECONDS } }),
+          deadline,
+          'enqueueing the audit record',
+        );
+        const counts = { received: hook.alerts.length, enqueued: fresh.length, duplicates };
+        deps.log.info('webhook accepted', { groupKey: hook.groupKey, ...counts });
+        res.status(200).json({ status: 'accepted', alerts: counts.received, jobs: { enqueued: counts.enqueued, duplicates } });
+      } catch (err) {
+        deps.log.warn('webhook not accepted: redis unavailable', { error: (err as Error).message });
+        res.status(503).set('Retry-After', '1').json({ error: 'queue unavailable, retry later' });
+      }
+    },
+  );
+  // Body-parser errors: malformed JSON 400, too large 413, bad encoding 415.
+  router.use((err: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
+    if (err.type === 'entity.too.large') res.status(413).json({ error: `payload larger than ${deps.maxBytes} bytes` });
+    else if (err.type === 'entity.parse.failed') res.status(400).json({ error: `malformed JSON: ${err.message}` });
+    else if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') res.status(415).json({ error: err.message });
+    else next(err);
+  });
+  return router;
+}
+
+/** One round trip: which of these job ids already exist in the remediation queue. */
+async function jobsThatExist(deps: AlertmanagerReceiverDeps, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const base = `${deps.prefix}:${deps.remediations.name}:`;
+  const p = deps.redis.pipeline();
+  for (const id of ids) p.exists(base + id);
+  const out = (await p.exec()) ?? [];
+  const found = new Set<string>();
+  out.forEach(([err, n], i) => {
+    if (err) throw err;
+    if (n === 1) found.add(ids[i]!);
+  });
+  return found;
+}
+
+function formatPath(path: (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('') || '(body)';
+}

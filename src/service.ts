@@ -1,0 +1,189 @@
+import { watch, type FSWatcher } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import type { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createApp } from './app.js';
+import { AuditStore } from './audit/store.js';
+import { migrate } from './audit/migrate.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { auditOnlySink } from './notifiers/events.js';
+import { buildNotifiers } from './notifiers/registry.js';
+import { queueSink } from './notifiers/sink.js';
+import { startIngestWorker } from './queue/ingest-worker.js';
+import { startNotificationWorker } from './queue/notification-worker.js';
+import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues.js';
+import { startRemediationWorker } from './queue/remediation-worker.js';
+import { buildRegistry } from './remediations/registry.js';
+import type { RemediationDeps } from './remediations/types.js';
+import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
+
+export interface Service {
+  /** The HTTP address, when this process receives webhooks. */
+  url?: string;
+  table(): RuleTable;
+  /** Reloads the rules; a bad table is refused and the old one kept. Returns whether it changed. */
+  reload(reason: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: builds every real client from the config, starts what the role asks
+ * for (receiver, workers, or both) and returns a handle to stop it in order.
+ */
+export async function startService(config: Config, opts: { env: NodeJS.ProcessEnv; log: Logger; watchRules?: boolean }): Promise<Service> {
+  const { log, env } = opts;
+  const registry = buildRegistry();
+  let table = await loadRules(config.RULES_DIR, registry);
+  const receiver = config.REMEDIATOR_ROLE !== 'worker';
+  const workers = config.REMEDIATOR_ROLE !== 'receiver';
+
+  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10, connectionTimeoutMillis: 5000 });
+  pool.on('error', (err) => log.warn('postgres pool error', { error: err.message }));
+  const applied = await migrate(pool, config.DATABASE_SCHEMA);
+  if (applied.length) log.info('database migrated', { schema: config.DATABASE_SCHEMA, applied });
+  const audit = new AuditStore(pool, config.DATABASE_SCHEMA);
+
+  const prefix = config.QUEUE_PREFIX;
+  const producer = redisConnection(config.REDIS_URL, 'producer', log, 'producer');
+  const closers: (() => Promise<unknown>)[] = [];
+  const queues: Queue[] = [];
+  const ws: Worker[] = [];
+  const conns: Redis[] = [producer];
+  const remediationsQueue = makeQueue(QUEUES.remediations, producer, prefix);
+  const ingestQueue = makeQueue(QUEUES.ingest, producer, prefix);
+  queues.push(remediationsQueue, ingestQueue);
+  // The producer fails fast by design; give it a moment to connect before the first webhook.
+  await withDeadline(remediationsQueue.waitUntilReady(), 5000, 'connecting').catch(() =>
+    log.warn('redis is not reachable yet: webhooks get 503 until it is', { redis: redactUrl(config.REDIS_URL) }),
+  );
+
+  let server: Server | undefined;
+  let url: string | undefined;
+  const shutdown = new AbortController();
+
+  if (workers) {
+    const notifiers = buildNotifiers(config, { audit, pool, schema: config.DATABASE_SCHEMA, env, log });
+    if (!notifiers.some((n) => n.name === 'slack')) log.warn('Slack is not configured (SLACK_BOT_TOKEN): outcomes go to the audit trail only');
+    if (!notifiers.some((n) => n.name === 'pagerduty')) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
+    const workerConn = redisConnection(config.REDIS_URL, 'worker', log, 'worker');
+    const lockConn = redisConnection(config.REDIS_URL, 'worker', log, 'locks');
+    conns.push(workerConn, lockConn);
+    const targets = notifiers.map((n) => ({ notifier: n, queue: makeQueue(QUEUES.notify(n.name), lockConn, prefix) }));
+    queues.push(...targets.map((t) => t.queue));
+    const sink = targets.length ? queueSink({ connection: lockConn, prefix, targets }) : auditOnlySink;
+    const deps: RemediationDeps = {
+      pool,
+      schema: config.DATABASE_SCHEMA,
+      env,
+      fetch: globalThis.fetch,
+      now: () => new Date(),
+      kubeConfig: lazyKubeConfig(config),
+    };
+    ws.push(
+      startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal }),
+      startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log }),
+      ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
+    );
+    closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));
+  }
+
+  if (receiver) {
+    if (!config.WEBHOOK_TOKEN && !config.WEBHOOK_BASIC_AUTH) {
+      log.warn('NO WEBHOOK CREDENTIALS CONFIGURED: anyone who can reach this port can trigger remediations. Set WEBHOOK_TOKEN or WEBHOOK_BASIC_AUTH.');
+    }
+    const app = createApp({
+      table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: producer, prefix,
+      auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
+      maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
+    });
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+      s.once('error', reject);
+    });
+    server.keepAliveTimeout = 65_000;
+    const addr = server.address() as AddressInfo;
+    url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  }
+
+  let watcher: FSWatcher | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+  const service: Service = {
+    url,
+    table: () => table,
+    async reload(reason) {
+      try {
+        const next = await loadRules(config.RULES_DIR, registry);
+        table = next;
+        log.info('rules reloaded', { reason, rules: next.rules.length, targets: next.targets.size });
+        return true;
+      } catch (err) {
+        const problems = err instanceof RuleLoadError ? err.problems : [(err as Error).message];
+        log.error('rules reload refused, keeping the previous rules', { reason, problems });
+        return false;
+      }
+    },
+    async close() {
+      watcher?.close();
+      clearTimeout(debounce);
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeIdleConnections();
+        });
+      }
+      // Workers finish their running jobs; after the grace period those are aborted and retried later.
+      const grace = setTimeout(() => shutdown.abort(new Error('shutting down')), config.SHUTDOWN_GRACE);
+      await Promise.all(ws.map((w) => w.close()));
+      clearTimeout(grace);
+      await Promise.all(closers.map((c) => c()));
+      await Promise.all(queues.map((q) => q.close()));
+      for (const c of conns) c.disconnect();
+      await pool.end();
+    },
+  };
+  if (opts.watchRules) {
+    try {
+      watcher = watch(config.RULES_DIR, () => {
+        clearTimeout(debounce);
+        debounce = setTimeout(() => void service.reload('rules directory changed'), 300);
+      });
+    } catch (err) {
+      log.warn('cannot watch the rules directory; reload with SIGHUP', { error: (err as Error).message });
+    }
+  }
+  log.info('remediator started', {
+    role: config.REMEDIATOR_ROLE, listening: url, rules: table.rules.length, targets: table.targets.size,
+    dryRun: config.DRY_RUN, queuePrefix: prefix, schema: config.DATABASE_SCHEMA,
+  });
+  return service;
+}
+
+/** In-cluster service account, or KUBECONFIG; loaded on first use only. */
+function lazyKubeConfig(config: Config): () => KubeConfig {
+  let kc: KubeConfig | undefined;
+  return () => {
+    if (!kc) {
+      const k = new KubeConfig();
+      if (config.KUBECONFIG) k.loadFromFile(config.KUBECONFIG);
+      else k.loadFromCluster();
+      kc = k;
+    }
+    return kc;
+  };
+}
+
+/** A URL without its password, for logs. */
+export function redactUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

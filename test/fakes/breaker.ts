@@ -1,0 +1,66 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface BreakerCall {
+  method: string;
+  path: string;
+  authorization?: string;
+}
+
+/**
+ * A service with a circuit-breaker admin API like the image-generation service's:
+ * GET /api/admin/circuit-breaker-status -> {"state":"closed|open|half_open",...}
+ * POST /api/admin/reset-circuit-breaker -> closes the breaker (after `closeAfterPolls` status reads).
+ */
+export class FakeBreaker {
+  state: 'closed' | 'open' | 'half_open' = 'open';
+  calls: BreakerCall[] = [];
+  resets = 0;
+  /** Status reads after a reset before the breaker reports closed. */
+  closeAfterPolls = 1;
+  /** Never close after a reset (a dependency still failing). */
+  stuck = false;
+  /** Answer the next N requests with this status. */
+  failNext: { status: number; count: number } | undefined;
+  token = 'breaker-admin-secret';
+  private pollsSinceReset = 0;
+  private server: Server | undefined;
+  url = '';
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  private handle(req: IncomingMessage, res: import('node:http').ServerResponse): void {
+    req.resume();
+    const path = (req.url ?? '').split('?')[0]!;
+    this.calls.push({ method: req.method ?? '', path, authorization: req.headers.authorization });
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (this.failNext && this.failNext.count > 0) {
+      this.failNext.count--;
+      return send(this.failNext.status, { error: 'injected failure' });
+    }
+    if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { error: 'unauthorized' });
+    if (req.method === 'GET' && path === '/api/admin/circuit-breaker-status') {
+      if (this.state !== 'closed' && this.resets > 0 && !this.stuck && ++this.pollsSinceReset >= this.closeAfterPolls) this.state = 'closed';
+      return send(200, { state: this.state, tokens: 0, successRate: 0.95, p95Latency: 55000 });
+    }
+    if (req.method === 'POST' && path === '/api/admin/reset-circuit-breaker') {
+      this.resets++;
+      this.pollsSinceReset = 0;
+      if (!this.stuck && this.closeAfterPolls <= 0) this.state = 'closed';
+      return send(200, { ok: true });
+    }
+    send(404, { error: 'not found' });
+  }
+}
