@@ -24,6 +24,7 @@ export class FakeBreaker {
   failNext: { status: number; count: number } | undefined;
   token = 'breaker-admin-secret';
   private pollsSinceReset = 0;
+  private closing = false;
   private server: Server | undefined;
   url = '';
 
@@ -52,13 +53,20 @@ export class FakeBreaker {
     }
     if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { error: 'unauthorized' });
     if (req.method === 'GET' && path === '/api/admin/circuit-breaker-status') {
-      if (this.state !== 'closed' && this.resets > 0 && !this.stuck && ++this.pollsSinceReset >= this.closeAfterPolls) this.state = 'closed';
+      if (this.closing && !this.stuck && ++this.pollsSinceReset >= this.closeAfterPolls) {
+        this.state = 'closed';
+        this.closing = false;
+      }
       return send(200, { state: this.state, tokens: 0, successRate: 0.95, p95Latency: 55000 });
     }
     if (req.method === 'POST' && path === '/api/admin/reset-circuit-breaker') {
       this.resets++;
       this.pollsSinceReset = 0;
-      if (!this.stuck && this.closeAfterPolls <= 0) this.state = 'closed';
+      this.closing = this.state !== 'closed';
+      if (this.closing && !this.stuck && this.closeAfterPolls <= 0) {
+        this.state = 'closed';
+        this.closing = false;
+      }
       return send(200, { ok: true });
     }
     send(404, { error: 'not found' });
