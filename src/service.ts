@@ -20,6 +20,7 @@ import { startRemediationWorker } from './queue/remediation-worker.js';
 import { buildRegistry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
+import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
 
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
@@ -46,6 +47,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   const applied = await migrate(pool, config.DATABASE_SCHEMA);
   if (applied.length) log.info('database migrated', { schema: config.DATABASE_SCHEMA, applied });
   const audit = new AuditStore(pool, config.DATABASE_SCHEMA);
+  const seeded = await seedNumberPools(pool, config.DATABASE_SCHEMA, table.targets);
+  if (seeded.inserted.length) log.info('sender numbers seeded from targets', { inserted: seeded.inserted });
+  for (const c of seeded.conflicts) log.warn('sender number seed not applied', { conflict: c });
 
   const prefix = config.QUEUE_PREFIX;
   const producer = redisConnection(config.REDIS_URL, 'producer', log, 'producer');
@@ -89,6 +93,15 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
     );
     closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));
+    // Cooling sender numbers whose time has passed go back to their pool's spares.
+    const sweep = setInterval(() => {
+      releaseCooledNumbers(pool, config.DATABASE_SCHEMA, new Date()).then(
+        (released) => released.length && log.info('sender numbers back from cooldown', { numbers: released.map((n) => `${n.pool}/${n.provider_id}`) }),
+        (err: Error) => log.warn('cooldown sweep failed', { error: err.message }),
+      );
+    }, 60_000);
+    sweep.unref();
+    closers.push(async () => clearInterval(sweep));
   }
 
   if (receiver) {

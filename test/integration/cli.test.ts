@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { DATABASE_URL } from '../helpers/pg.js';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '../..');
+const bin = join(root, 'bin/remediator.js');
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('rules check passes on the shipped rules and names file, rule and field on bad ones', async () => {
+  const ok = await cli(['rules', 'check']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^ok: \d+ rules and \d+ targets in \d+ files/);
+  const bad = await cli(['rules', 'check', '--dir', 'test/fixtures/rules-invalid']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /test\/fixtures\/rules-invalid\/unknown-action\.yml: rule restart-all: action: unknown action "restart-everything"/);
+});
+
+test('rules test explains matches, the job each would enqueue, and every non-match', async () => {
+  const r = await cli(['rules', 'test', '../shared/reference/alertmanager/06-prometheus-firing.json', '--dir', 'test/fixtures/rules-test']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /alert LabAlwaysFiring [0-9a-f]+ \(firing\)/);
+  assert.match(r.stdout, /MATCH always-notify: would enqueue notify params=\{"instructions":"checkout in shop"\}/);
+  assert.match(r.stdout, /no match only-prod: env="prod" failed: label env is missing/);
+  const json = await cli(['rules', 'test', '../shared/reference/alertmanager/06-prometheus-firing.json', '--dir', 'test/fixtures/rules-test', '--json']);
+  const report = JSON.parse(json.stdout);
+  assert.equal(report[0].decisions[0].kind, 'enqueue');
+  assert.deepEqual(report[0].decisions[0].job.params, { instructions: 'checkout in shop' });
+  const missing = await cli(['rules', 'test']);
+  assert.equal(missing.code, 2);
+});
+
+test('remediations list shows every remediation with params and permissions', async () => {
+  const r = await cli(['remediations', 'list']);
+  assert.equal(r.code, 0);
+  for (const name of ['notify', 'breaker-reset', 'idle-connection-kill', 'worker-restart', 'number-rotation']) {
+    assert.match(r.stdout, new RegExp(`^${name}  \\(`, 'm'), `${name} listed`);
+  }
+  assert.match(r.stdout, /pg_signal_backend/);
+  assert.match(r.stdout, /verify_timeout \(optional\) = "60s"/);
+});
+
+test('migrate creates the schema once; a bad environment names the variable', async () => {
+  const schema = `cli_${Date.now().toString(36)}`;
+  const env = { DATABASE_URL, DATABASE_SCHEMA: schema };
+  const first = await cli(['migrate'], env);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /applied 001-audit/);
+  const second = await cli(['migrate'], env);
+  assert.match(second.stdout, /is up to date/);
+  const pool = new pg.Pool({ connectionString: DATABASE_URL });
+  try {
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".schema_migrations`);
+    assert.ok(rows[0].n >= 3);
+  } finally {
+    await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await pool.end();
+  }
+  const bad = await cli(['migrate'], { DATABASE_SCHEMA: 'Bad-Name' });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /DATABASE_SCHEMA: must be a lower-case SQL identifier/);
+});
