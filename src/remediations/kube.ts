@@ -1,0 +1,134 @@
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { isIPv6 } from 'node:net';
+import { ApiException, KubeConfig, Observable, type ConfigurationOptions, type ObservableMiddleware } from '@kubernetes/client-node';
+import { PermanentError, TransientError } from './errors.js';
+
+/**
+ * Kubernetes client plumbing shared by remediations: building a KubeConfig, picking a context,
+ * making requests abortable, and translating API errors into the error taxonomy.
+ * Uses @kubernetes/client-node 1.4 (2.x crashes on import under Node 20).
+ */
+
+/** Where a pod's service-account credentials are mounted. */
+export const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/**
+ * Builds the KubeConfig main.ts hands to remediations (lazily: only rules that touch Kubernetes
+ * need one). Order as kubectl and client-node's loadFromDefault: `KUBECONFIG` (one or more files,
+ * joined by ':'; the first file's current-context wins), else the in-cluster service account
+ * (KUBERNETES_SERVICE_HOST/PORT + token + CA). Unlike loadFromDefault there is no silent fallback to
+ * ~/.kube/config or http://localhost:8080: a service should act on the cluster it was told to.
+ * Reads `env` rather than process.env so tests and main.ts decide.
+ */
+export function loadKubeConfig(env: NodeJS.ProcessEnv, opts: { serviceAccountDir?: string } = {}): KubeConfig {
+  const kc = new KubeConfig();
+  const files = (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f.length > 0);
+  if (files.length > 0) {
+    kc.loadFromFile(files[0]!);
+    for (const file of files.slice(1)) {
+      const more = new KubeConfig();
+      more.loadFromFile(file);
+      kc.mergeConfig(more, true);
+    }
+    checkCluster(kc, `KUBECONFIG ${env.KUBECONFIG}`);
+    return kc;
+  }
+  const dir = opts.serviceAccountDir ?? serviceAccountDir;
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT;
+  if (host && port && existsSync(join(dir, 'token'))) {
+    // As KubeConfig.loadFromCluster, but from `env`: the token is read per request by client-node's
+    // tokenFile provider, so rotated (bound) service-account tokens are picked up.
+    kc.loadFromOptions({
+      clusters: [{ name: 'inCluster', server: `https://${isIPv6(host) ? `[${host}]` : host}:${port}`, caFile: join(dir, 'ca.crt'), skipTLSVerify: false }],
+      users: [{ name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: join(dir, 'token') } } }],
+      contexts: [{ name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser' }],
+      currentContext: 'inClusterContext',
+    });
+    return kc;
+  }
+  throw new Error(
+    'no Kubernetes configuration: set KUBECONFIG, or run in a pod with a service account (KUBERNETES_SERVICE_HOST and a token in ' + dir + ')',
+  );
+}
+
+/**
+ * Fails early, with the reason, where client-node would only fail at the first request: no cluster
+ * for the current context, or an http:// server without `insecure-skip-tls-verify: true` (the
+ * client refuses plain HTTP unless skipTLSVerify is set).
+ */
+function checkCluster(kc: KubeConfig, where: string): void {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error(`${where}: context ${JSON.stringify(kc.getCurrentContext())} names no cluster`);
+  if (cluster.server.startsWith('http:') && !cluster.skipTLSVerify) {
+    throw new Error(`${where}: cluster ${cluster.name} uses plain http (${cluster.server}) without insecure-skip-tls-verify: true; client-node refuses that`);
+  }
+}
+
+/** A copy of `kc` whose current context is `name` (the shared config is never mutated). */
+export function withContext(kc: KubeConfig, name: string): KubeConfig {
+  if (!kc.getContextObject(name)) {
+    const known = kc.getContexts().map((c) => c.name).join(', ');
+    throw new PermanentError('bad_params', `kubeconfig has no context ${JSON.stringify(name)} (known: ${known || 'none'})`);
+  }
+  const copy = new KubeConfig();
+  copy.loadFromOptions({ clusters: kc.getClusters(), users: kc.getUsers(), contexts: kc.getContexts(), currentContext: name });
+  try {
+    checkCluster(copy, 'kubeconfig');
+  } catch (err) {
+    throw new PermanentError('bad_params', (err as Error).message);
+  }
+  return copy;
+}
+
+/**
+ * Request options that abort the request when `signal` aborts or after `timeoutMs` (client-node
+ * has no request timeout of its own). Pass the result to setHeaderOptions to add headers.
+ */
+export function abortable(signal: AbortSignal, timeoutMs: number): ConfigurationOptions<ObservableMiddleware> {
+  const middleware: ObservableMiddleware = {
+    pre: (req) => {
+      req.setSignal(AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
+      return new Observable(Promise.resolve(req));
+    },
+    post: (res) => new Observable(Promise.resolve(res)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
+
+/** The `message` of a Kubernetes Status body (ApiException.body is the raw response text). */
+function statusMessage(body: unknown): string | undefined {
+  let parsed: unknown = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return body.trim().slice(0, 300) || undefined;
+    }
+  }
+  const msg = (parsed as { message?: unknown } | null)?.message;
+  return typeof msg === 'string' ? msg : undefined;
+}
+
+/**
+ * Translates a failed API call into the taxonomy: 404 not_found, 401/403 forbidden (permanent);
+ * 408/429/5xx and network errors transient; any other 4xx bad_request (permanent: sending the same
+ * request again cannot succeed). Errors already in the taxonomy pass through.
+ */
+export function kubeError(err: unknown, what: string): PermanentError | TransientError {
+  if (err instanceof PermanentError || err instanceof TransientError) return err;
+  if (err instanceof ApiException) {
+    const code = err.code;
+    const text = `${what}: HTTP ${code}${statusMessage(err.body) ? `: ${statusMessage(err.body)}` : ''}`;
+    const details = { status: code };
+    if (code === 404) return new PermanentError('not_found', text, details);
+    if (code === 401 || code === 403) return new PermanentError('forbidden', text, details);
+    if (code === 408 || code === 504) return new TransientError('timeout', text, details);
+    if (code === 429 || code >= 500) return new TransientError('unavailable', text, details);
+    return new PermanentError('bad_request', text, details);
+  }
+  const e = err as { name?: string; message?: string; code?: string };
+  if (e?.name === 'AbortError') return new TransientError('timeout', `${what}: request aborted (timeout)`);
+  return new TransientError('unavailable', `${what}: ${e?.message ?? String(err)}`, e?.code ? { code: e.code } : {});
+}
