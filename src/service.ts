@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from './remediations/kube.js';
 import { createApp } from './app.js';
 import { AuditStore } from './audit/store.js';
 import { migrate } from './audit/migrate.js';
@@ -85,7 +86,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       env,
       fetch: globalThis.fetch,
       now: () => new Date(),
-      kubeConfig: lazyKubeConfig(config),
+      kubeConfig: lazyKubeConfig(env),
     };
     ws.push(
       startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal }),
@@ -176,18 +177,10 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   return service;
 }
 
-/** In-cluster service account, or KUBECONFIG; loaded on first use only. */
-function lazyKubeConfig(config: Config): () => KubeConfig {
+/** KUBECONFIG, or the in-cluster service account; loaded on first use only (most rules never need it). */
+function lazyKubeConfig(env: NodeJS.ProcessEnv): () => KubeConfig {
   let kc: KubeConfig | undefined;
-  return () => {
-    if (!kc) {
-      const k = new KubeConfig();
-      if (config.KUBECONFIG) k.loadFromFile(config.KUBECONFIG);
-      else k.loadFromCluster();
-      kc = k;
-    }
-    return kc;
-  };
+  return () => (kc ??= loadKubeConfig(env));
 }
 
 /** A URL without its password, for logs. */

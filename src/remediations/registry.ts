@@ -1,13 +1,16 @@
 import type { z } from 'zod';
 import type { Remediation } from './types.js';
 import { breakerReset } from './breaker-reset.js';
+import { idleConnectionKill } from './idle-connection-kill.js';
 import { notifyOnly } from './notify.js';
+import { numberRotation } from './number-rotation.js';
+import { workerRestart } from './worker-restart.js';
 
 /**
  * Every remediation remediator can run, listed explicitly (no auto-discovery), keyed by name.
  * Adding one: write src/remediations/<name>.ts, add it here, add its example to the tests.
  */
-export const remediations: readonly Remediation<any, any>[] = [notifyOnly, breakerReset];
+export const remediations: readonly Remediation<any, any>[] = [notifyOnly, breakerReset, numberRotation, idleConnectionKill, workerRestart];
 
 export type Registry = ReadonlyMap<string, Remediation<any, any>>;
 

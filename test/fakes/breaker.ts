@@ -13,7 +13,15 @@ export interface BreakerCall {
  * POST /api/admin/reset-circuit-breaker -> closes the breaker (after `closeAfterPolls` status reads).
  */
 export class FakeBreaker {
-  state: 'closed' | 'open' | 'half_open' = 'open';
+  private current: 'closed' | 'open' | 'half_open' = 'open';
+  /** Setting the state by hand (a test opening the breaker) cancels a pending close. */
+  get state(): 'closed' | 'open' | 'half_open' {
+    return this.current;
+  }
+  set state(v: 'closed' | 'open' | 'half_open') {
+    this.current = v;
+    this.closing = false;
+  }
   calls: BreakerCall[] = [];
   resets = 0;
   /** Status reads after a reset before the breaker reports closed. */
@@ -54,7 +62,7 @@ export class FakeBreaker {
     if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { error: 'unauthorized' });
     if (req.method === 'GET' && path === '/api/admin/circuit-breaker-status') {
       if (this.closing && !this.stuck && ++this.pollsSinceReset >= this.closeAfterPolls) {
-        this.state = 'closed';
+        this.current = 'closed';
         this.closing = false;
       }
       return send(200, { state: this.state, tokens: 0, successRate: 0.95, p95Latency: 55000 });
@@ -64,7 +72,7 @@ export class FakeBreaker {
       this.pollsSinceReset = 0;
       this.closing = this.state !== 'closed';
       if (this.closing && !this.stuck && this.closeAfterPolls <= 0) {
-        this.state = 'closed';
+        this.current = 'closed';
         this.closing = false;
       }
       return send(200, { ok: true });

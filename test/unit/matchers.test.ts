@@ -78,7 +78,7 @@ test('templating fills labels and annotations, and nothing else', () => {
   assert.equal(checkTemplate('{{ labels.a }}'), undefined);
   assert.match(checkTemplate('{{ env.HOME }}')!, /unsupported placeholder/);
   assert.match(checkTemplate('{{ labels.a | upper }}')!, /unsupported placeholder/);
-  assert.match(checkTemplate('{{ labels.a }'), /unbalanced/);
+  assert.match(checkTemplate('{{ labels.a }') ?? '', /unbalanced/);
   // A label value is inserted as text, never evaluated again.
   assert.equal(renderString('{{ labels.x }}', { labels: { x: '{{ labels.y }}' }, annotations: {} }), '{{ labels.y }}');
 });
