@@ -73,3 +73,34 @@ test('migrate creates the schema once; a bad environment names the variable', as
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /DATABASE_SCHEMA: must be a lower-case SQL identifier/);
 });
+
+test('npm start entry point: starts with one line, then SIGTERM shuts down cleanly (exit 0)', async () => {
+  const { startRemediator } = await import('../helpers/process.js');
+  const { dropPrefix, REDIS_URL } = await import('../helpers/service.js');
+  const schema = `start_${Date.now().toString(36)}`;
+  const prefix = `start-${Date.now().toString(36)}`;
+  const child = await startRemediator({
+    PORT: '0', HOST: '127.0.0.1', DATABASE_URL, REDIS_URL, DATABASE_SCHEMA: schema, QUEUE_PREFIX: prefix, RULES_DIR: 'rules',
+    WEBHOOK_TOKEN: 'x', SHUTDOWN_GRACE: '2000',
+  });
+  try {
+    assert.match(child.output(), /"msg":"remediator started".*"rules":\d+/);
+    const health = await fetch(`${child.url}/healthz`);
+    assert.equal(health.status, 200);
+  } finally {
+    const code = await child.stop('SIGTERM');
+    assert.equal(code, 0, child.output());
+    assert.match(child.output(), /"msg":"shutting down"/);
+    const pool = new pg.Pool({ connectionString: DATABASE_URL });
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await pool.end();
+    await dropPrefix(REDIS_URL, prefix);
+  }
+});
+
+test('a bad rules directory stops the start with the file and rule named (exit 2)', async () => {
+  const r = await cli(['start'], { RULES_DIR: 'test/fixtures/rules-invalid', PORT: '0' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /cannot start: invalid rules:/);
+  assert.match(r.stderr, /unknown-action\.yml: rule restart-all: action: unknown action/);
+});
