@@ -5,6 +5,12 @@ import { startService } from './service.js';
 
 /** `npm start`: one process with the receiver and the workers (REMEDIATOR_ROLE splits them). */
 async function main(): Promise<void> {
+  // `npm start -- --role worker` is the same as REMEDIATOR_ROLE=worker.
+  const i = process.argv.findIndex((a) => a === '--role' || a.startsWith('--role='));
+  if (i >= 0) {
+    const arg = process.argv[i]!;
+    process.env.REMEDIATOR_ROLE = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : (process.argv[i + 1] ?? '');
+  }
   let config;
   try {
     config = loadConfig(process.env);

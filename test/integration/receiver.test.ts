@@ -198,10 +198,11 @@ describe('two receiver processes and a worker share one Redis', () => {
     worker = await startTestService({ rules: rulesFor(breaker), env: { BREAKER_TOKEN: breaker.token, REMEDIATOR_ROLE: 'worker' } });
     for (let i = 0; i < 2; i++) {
       const c = await startRemediator({
-        PORT: '0', HOST: '127.0.0.1', REMEDIATOR_ROLE: 'receiver', RULES_DIR: worker.rulesDir, REDIS_URL: worker.config.REDIS_URL,
+        PORT: '0', HOST: '127.0.0.1', RULES_DIR: worker.rulesDir, REDIS_URL: worker.config.REDIS_URL,
         DATABASE_URL: worker.config.DATABASE_URL, DATABASE_SCHEMA: worker.config.DATABASE_SCHEMA, QUEUE_PREFIX: worker.config.QUEUE_PREFIX,
         WEBHOOK_TOKEN: 'test-webhook-token', BREAKER_TOKEN: breaker.token,
-      });
+      }, ['--role', 'receiver']);
+      assert.match(c.output(), /"role":"receiver"/);
       receivers.push(c);
       urls.push(c.url);
     }

@@ -46,7 +46,8 @@ describe('remediation worker: retries, permanent errors, dry run, cooldown, relo
     reset: { method: POST, url: '${breaker.url}/api/admin/reset-circuit-breaker', token_env: ${tokenEnv} }
     request_timeout: 2s`;
     svc = await startTestService({
-      env: { BREAKER_TOKEN: breaker.token, WRONG_TOKEN: 'not-the-token' },
+      // A Redis Cluster hash tag as prefix: every key remediator makes must carry it.
+      env: { BREAKER_TOKEN: breaker.token, WRONG_TOKEN: 'not-the-token', QUEUE_PREFIX: `{wt-${process.pid}}` },
       rules: {
         'rules.yml': `
 targets:${target('good', 'BREAKER_TOKEN')}${target('good-2', 'BREAKER_TOKEN')}${target('forbidden', 'WRONG_TOKEN')}${target('cooled', 'BREAKER_TOKEN')}
@@ -192,6 +193,9 @@ rules:
         assert.ok(!data.includes(breaker.token) && !data.includes('not-the-token'), `job ${k} leaks a token`);
       }
       assert.ok(jobs > 0);
+      const all = await redis.keys('*');
+      const ours = all.filter((k) => k.includes(`wt-${process.pid}`));
+      assert.ok(ours.length > 0 && ours.every((k) => k.startsWith(`{wt-${process.pid}}:`)), `keys outside the hash tag: ${ours.filter((k) => !k.startsWith('{')).join(', ')}`);
     } finally {
       redis.disconnect();
     }
