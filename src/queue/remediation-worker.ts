@@ -64,13 +64,17 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     });
   const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string } = {}) => {
     await o.audit.runEnded(spec, { state, attempt, summary, at: o.deps.now(), ...extra });
-    await publish(state === 'queued' || state === 'running' ? 'step' : state, summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
+    await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
     log.info('run ended', { state, summary, reason: extra.reason });
   };
 
   if (!rule || rule.spec.action !== spec.action) {
     await end('failed', `Rule ${spec.rule} is no longer in the rule table (or changed its action): not run.`, { reason: 'rule_removed' });
     throw new UnrecoverableError('rule removed');
+  }
+  if (spec.refusal) {
+    await end('failed', `Not run: ${spec.refusal.message}`, { reason: spec.refusal.reason, error: spec.refusal.message });
+    throw new UnrecoverableError(spec.refusal.message);
   }
   const earlier = await o.audit.findEarlierRun(spec);
   if (earlier) {
@@ -99,6 +103,12 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     const state: RunState = result.outcome;
     await end(state, result.summary, { details: result.details });
   } catch (err) {
+    if (o.shutdown?.aborted && !(err instanceof PermanentError)) {
+      // Interrupted by our own shutdown: hand the job back without using up an attempt.
+      await o.audit.runEnded(spec, { state: 'retrying', attempt, summary: 'Interrupted by a worker shutdown; handed back to the queue.', reason: 'unavailable', at: o.deps.now() });
+      await job.moveToDelayed(Date.now() + 1000, token);
+      throw new DelayedError();
+    }
     const permanent = err instanceof PermanentError;
     const final = permanent || attempt >= maxAttempts;
     const message = (err as Error).message;

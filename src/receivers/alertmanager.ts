@@ -120,7 +120,13 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
         );
         const counts = { received: hook.alerts.length, enqueued: fresh.length, duplicates };
         deps.log.info('webhook accepted', { groupKey: hook.groupKey, ...counts });
-        res.status(200).json({ status: 'accepted', alerts: counts.received, jobs: { enqueued: counts.enqueued, duplicates } });
+        // Rules that matched but cannot act are said in the answer too (their jobs fail at once, escalating).
+        const refused = record.alerts.flatMap((a) =>
+          a.decisions
+            .filter((d) => d.decision === 'refused' || d.decision === 'invalid')
+            .map((d) => ({ fingerprint: a.alert.fingerprint, rule: d.rule, decision: d.decision, reason: d.reason })),
+        );
+        res.status(200).json({ status: 'accepted', alerts: counts.received, jobs: { enqueued: counts.enqueued, duplicates }, ...(refused.length ? { refused } : {}) });
       } catch (err) {
         deps.log.warn('webhook not accepted: redis unavailable', { error: (err as Error).message });
         res.status(503).set('Retry-After', '1').json({ error: 'queue unavailable, retry later' });

@@ -38,6 +38,8 @@ export interface JobSpec {
   receiver: string;
   externalURL: string;
   receivedAt: string;
+  /** Set when the rule matched but cannot act (undeclared target, missing label, bad param): the run fails at once with this. */
+  refusal?: { reason: 'refused_target' | 'bad_params'; message: string };
 }
 
 export interface WebhookContext {
@@ -95,47 +97,52 @@ export function decide(table: RuleTable, alert: AlertInfo, ctx: WebhookContext):
 function planJob(table: RuleTable, rule: CompiledRule, alert: AlertInfo, ctx: WebhookContext, jobId: string): Decision {
   const spec: RuleSpec = rule.spec;
   const tctx: TemplateContext = { labels: alert.labels, annotations: alert.annotations };
+  const job = (target: string | undefined, params: unknown, refusal?: JobSpec['refusal']): JobSpec => ({
+    jobId,
+    rule: spec.name,
+    action: spec.action,
+    target,
+    params,
+    dryRun: ctx.dryRun || spec.dry_run,
+    alert,
+    groupKey: ctx.groupKey,
+    receiver: ctx.receiver,
+    externalURL: ctx.externalURL,
+    receivedAt: ctx.receivedAt,
+    ...(refusal ? { refusal } : {}),
+  });
+  // A matching rule that cannot act still becomes a job, one that fails at once with the reason:
+  // the run is audited, told to Slack and escalated to PagerDuty, so a person acts instead.
+  const refuse = (kind: 'invalid' | 'refused', reason: string, target?: string): Decision => ({
+    kind,
+    rule: spec.name,
+    jobId,
+    reason,
+    job: job(target, {}, { reason: kind === 'refused' ? 'refused_target' : 'bad_params', message: reason }),
+  });
   let target: string | undefined;
   let params: unknown;
   try {
     target = spec.target === undefined ? undefined : renderString(spec.target, tctx);
     params = renderDeep(spec.params, tctx);
   } catch (err) {
-    if (err instanceof TemplateError) return { kind: 'invalid', rule: spec.name, jobId, reason: `template: ${err.message}` };
+    if (err instanceof TemplateError) return refuse('invalid', `template: ${err.message}`);
     throw err;
   }
   if (target !== undefined) {
     const t = table.targets.get(target);
     if (!t || t.kind !== rule.remediation.targetKind) {
-      return {
-        kind: 'refused',
-        rule: spec.name,
-        jobId,
-        reason: t ? `target ${JSON.stringify(target)} is of kind ${t.kind}, not ${rule.remediation.targetKind}` : `target ${JSON.stringify(target)} is not declared`,
-      };
+      return refuse(
+        'refused',
+        t ? `target ${JSON.stringify(target)} is of kind ${t.kind}, not ${rule.remediation.targetKind}` : `target ${JSON.stringify(target)} is not declared`,
+        target,
+      );
     }
   }
   const checked = (rule.remediation.paramsSchema as z.ZodTypeAny).safeParse(params);
   if (!checked.success) {
     const i = checked.error.issues[0]!;
-    return { kind: 'invalid', rule: spec.name, jobId, reason: `params.${i.path.join('.')}: ${i.message}` };
+    return refuse('invalid', `params.${i.path.join('.')}: ${i.message}`, target);
   }
-  return {
-    kind: 'enqueue',
-    rule: spec.name,
-    jobId,
-    job: {
-      jobId,
-      rule: spec.name,
-      action: spec.action,
-      target,
-      params,
-      dryRun: ctx.dryRun || spec.dry_run,
-      alert,
-      groupKey: ctx.groupKey,
-      receiver: ctx.receiver,
-      externalURL: ctx.externalURL,
-      receivedAt: ctx.receivedAt,
-    },
-  };
+  return { kind: 'enqueue', rule: spec.name, jobId, job: job(target, params) };
 }

@@ -65,6 +65,10 @@ rules:
     target: forbidden
     attempts: 5
     backoff: 50ms
+  - name: reset-by-label
+    match: ['alertname="ByLabel"']
+    action: breaker-reset
+    target: "{{ labels.service }}"
   - name: reset-dry
     match: ['alertname="Dry"']
     action: breaker-reset
@@ -128,6 +132,26 @@ rules:
     assert.equal(run.error_reason, 'forbidden');
     assert.match(run.error_message, /HTTP 401/);
     assert.equal(breaker.calls.length - callsBefore, 1, 'one status read, no retry');
+  });
+
+  test('a label naming an undeclared target: refused in the answer, the run fails at once, nothing is called', async () => {
+    const callsBefore = breaker.calls.length;
+    const { fingerprint, body } = webhook('ByLabel', { service: `${breaker.url}/api/admin/reset-circuit-breaker` });
+    const r = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+    assert.equal(r.status, 200);
+    const answer = (await r.json()) as { refused: { decision: string; reason: string }[] };
+    assert.equal(answer.refused[0]!.decision, 'refused');
+    assert.match(answer.refused[0]!.reason, /is not declared/);
+    const run = await finalRun(fingerprint);
+    assert.equal(run.state, 'failed');
+    assert.equal(run.error_reason, 'refused_target');
+    assert.equal(run.attempts, 1);
+    assert.equal(breaker.calls.length, callsBefore);
+    const { fingerprint: fp2, body: b2 } = webhook('ByLabel', {});
+    await post(b2);
+    const run2 = await finalRun(fp2);
+    assert.equal(run2.error_reason, 'bad_params');
+    assert.match(run2.summary, /Not run: template: alert has no label service/);
   });
 
   test('a dry-run rule reads the state and mutates nothing', async () => {

@@ -48,6 +48,9 @@ test('a label can only pick a declared target, never add one', () => {
   const { decisions } = decide(table, alert({ alertname: 'CircuitBreakerOpen', severity: 'page', service: 'http://evil.example' }), ctx);
   assert.equal(decisions[0]!.kind, 'refused');
   assert.match(decisions[0]!.reason!, /target "http:\/\/evil.example" is not declared/);
+  // It still becomes a job, one that fails at once (so the refusal is audited and escalated).
+  assert.deepEqual(decisions[0]!.job!.refusal, { reason: 'refused_target', message: 'target "http://evil.example" is not declared' });
+  assert.deepEqual(decisions[0]!.job!.params, {});
 });
 
 test('a missing label makes the decision invalid, with the reason', () => {
