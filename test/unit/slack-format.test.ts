@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { RunState } from '../../src/audit/store.js';
+import type { RunEvent } from '../../src/notifiers/events.js';
+import { alertmanagerUrl, formatDetails, importantLabels, renderReply, renderRoot, stateLabel, type RootView, type SlackBlock } from '../../src/notifiers/slack-format.js';
+import type { AlertInfo } from '../../src/remediations/types.js';
+
+// The two alerts of a real Alertmanager 0.25 payload (shared/reference/alertmanager/01-firing-2alerts.json).
+const base = {
+  status: 'firing' as const, startsAt: '2026-11-22T07:39:57Z', endsAt: '0001-01-01T00:00:00Z', generatorURL: 'http://prometheus.local/graph?g0.expr=rate',
+  labels: { alertname: 'HighErrorRate', deployment: 'checkout', instance: '10.0.0.1:8080', namespace: 'shop', remediation: 'rollout-restart', severity: 'critical' },
+};
+const withRunbook: AlertInfo = {
+  ...base, fingerprint: '2cad25c23e8d4f87',
+  annotations: { description: 'Error ratio 0.12 for 5m', runbook_url: 'https://runbooks.example/checkout', summary: 'checkout 5xx > 5%' },
+};
+const withoutRunbook: AlertInfo = {
+  ...base, fingerprint: 'c4447145283e6e30', labels: { ...base.labels, instance: '10.0.0.2:8080' },
+  annotations: { description: 'Error ratio 0.09 for 5m', summary: 'checkout 5xx > 5%' },
+};
+const payload = { externalURL: 'http://vm:9093' };
+
+function view(over: Partial<RootView> = {}): RootView {
+  return {
+    rule: 'restart-checkout', action: 'rollout-restart', target: 'shop-checkout', dryRun: false, alert: withRunbook,
+    externalURL: payload.externalURL, state: 'running', attempts: 1, ...over,
+  };
+}
+
+function event(over: Partial<RunEvent>): RunEvent {
+  return {
+    type: 'step', jobId: 'j1', rule: 'restart-checkout', action: 'rollout-restart', target: 'shop-checkout', alert: withRunbook,
+    groupKey: 'g', receiver: 'r', externalURL: payload.externalURL, dryRun: false, attempt: 1, message: 'something happened',
+    notify: {}, at: new Date().toISOString(), seq: 3, ...over,
+  };
+}
+
+/** Every mrkdwn and plain_text string in the blocks, joined. */
+function blockText(blocks: SlackBlock[]): string {
+  const out: string[] = [];
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if (typeof o.text === 'string') out.push(o.text);
+      Object.values(o).forEach(walk);
+    }
+  };
+  walk(blocks);
+  return out.join('\n');
+}
+
+describe('renderRoot', () => {
+  test('always has a plain text fallback naming the state, alert, rule, action and target', () => {
+    const r = renderRoot(view());
+    assert.match(r.text, /:gear: Running \(attempt 1\)/);
+    assert.match(r.text, /HighErrorRate \(critical\) on shop-checkout/);
+    assert.match(r.text, /Rule restart-checkout, action rollout-restart/);
+    assert.match(r.text, /checkout 5xx &gt; 5%/, 'summary annotation, escaped for mrkdwn');
+  });
+
+  test('uses only phone-friendly block types, within Slack limits', () => {
+    const r = renderRoot(view({ alert: { ...withRunbook, labels: { ...withRunbook.labels, alertname: 'A'.repeat(400) } } }));
+    for (const b of r.blocks) assert.ok(['header', 'section', 'context'].includes(b.type), b.type);
+    const header = r.blocks.find((b) => b.type === 'header') as unknown as { text: { text: string } };
+    assert.ok(header.text.text.length <= 150);
+  });
+
+  test('links the runbook when the annotation is there, and Prometheus and Alertmanager', () => {
+    const t = blockText(renderRoot(view()).blocks);
+    assert.match(t, /<https:\/\/runbooks\.example\/checkout\|Runbook>/);
+    assert.match(t, /<http:\/\/prometheus\.local\/graph\?g0\.expr=rate\|Prometheus>/);
+    assert.match(t, /<http:\/\/vm:9093\/#\/alerts\?filter=[^|]+\|Alertmanager>/);
+  });
+
+  test('no runbook link without the annotation; generatorURL skipped when empty', () => {
+    const t = blockText(renderRoot(view({ alert: { ...withoutRunbook, generatorURL: '' } })).blocks);
+    assert.doesNotMatch(t, /Runbook/);
+    assert.doesNotMatch(t, /Prometheus>/);
+    assert.match(t, /Alertmanager>/);
+  });
+
+  test('a non-http runbook_url is not turned into a link', () => {
+    const t = blockText(renderRoot(view({ alert: { ...withRunbook, annotations: { runbook_url: 'javascript:alert(1)' } } })).blocks);
+    assert.doesNotMatch(t, /Runbook/);
+  });
+
+  test('shows important labels, not all of them', () => {
+    const t = blockText(renderRoot(view()).blocks);
+    assert.match(t, /namespace: `shop`/);
+    assert.match(t, /deployment: `checkout`/);
+    assert.doesNotMatch(t, /remediation: /, 'routing label hidden');
+    const many = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`l${i}`, 'v']));
+    const { shown, more } = importantLabels({ alertname: 'X', ...many, namespace: 'ns' });
+    assert.equal(shown[0]![0], 'namespace', 'known labels first');
+    assert.equal(shown.length, 6);
+    assert.equal(more, 7);
+  });
+
+  test('escapes untrusted text so an alert cannot mention @channel', () => {
+    const r = renderRoot(view({ alert: { ...withRunbook, annotations: { summary: 'hi <!channel> & <https://evil|x>' } } }));
+    assert.doesNotMatch(r.text + blockText(r.blocks), /<!channel>/);
+    assert.match(r.text, /&lt;!channel&gt; &amp;/);
+  });
+
+  test('dry run says so clearly', () => {
+    const r = renderRoot(view({ dryRun: true, state: 'dry_run', summary: 'Would restart shop/checkout' }));
+    assert.match(r.text, /Dry run: nothing was changed/);
+    const t = blockText(r.blocks);
+    assert.match(t, /\[DRY RUN\] HighErrorRate/);
+    assert.match(t, /Dry run\*: the remediation only checks/);
+    assert.match(renderRoot(view({ dryRun: true, state: 'running' })).text, /\[DRY RUN\]/);
+    assert.doesNotMatch(renderRoot(view()).text + blockText(renderRoot(view()).blocks), /DRY RUN|Dry run/i);
+  });
+
+  test('alert resolved is shown', () => {
+    const r = renderRoot(view({ state: 'succeeded', alertResolvedAt: new Date() }));
+    assert.match(r.text, /Alert resolved\./);
+    assert.match(blockText(r.blocks), /:large_green_circle: alert resolved/);
+    assert.doesNotMatch(renderRoot(view({ state: 'succeeded' })).text, /resolved/i);
+  });
+
+  test('failure shows the error when there is no summary', () => {
+    assert.match(renderRoot(view({ state: 'failed', error: 'deployment not found' })).text, /Failed: needs a human.*deployment not found/);
+  });
+});
+
+describe('stateLabel', () => {
+  const cases: [RunState, Parameters<typeof stateLabel>[1], string, RegExp][] = [
+    ['queued', {}, ':hourglass_flowing_sand:', /Queued/],
+    ['running', { attempts: 2 }, ':gear:', /Running \(attempt 2\)/],
+    ['retrying', { attempts: 1 }, ':repeat:', /attempt 1 failed/],
+    ['succeeded', {}, ':white_check_mark:', /Succeeded/],
+    ['failed', {}, ':x:', /Failed/],
+    ['skipped', { reason: 'cooldown' }, ':fast_forward:', /Skipped \(cooldown\)/],
+    ['skipped', { reason: 'duplicate' }, ':fast_forward:', /duplicate/],
+    ['skipped', {}, ':fast_forward:', /nothing to do/],
+    ['dry_run', {}, ':test_tube:', /Dry run/],
+    ['notified', {}, ':rotating_light:', /No automatic fix: escalated/],
+  ];
+  for (const [state, o, emoji, label] of cases) {
+    test(`${state} ${JSON.stringify(o)}`, () => {
+      const l = stateLabel(state, o);
+      assert.equal(l.emoji, emoji);
+      assert.match(l.label, label);
+    });
+  }
+});
+
+describe('renderReply', () => {
+  test('queued and running have no reply (the root shows them)', () => {
+    assert.equal(renderReply(event({ type: 'queued' })), undefined);
+    assert.equal(renderReply(event({ type: 'running' })), undefined);
+  });
+
+  test('a step shows its message and details', () => {
+    const r = renderReply(event({ type: 'step', message: 'Terminated 3 idle connections', details: { pids: [11, 12, 13], before: 'open' } }))!;
+    assert.match(r.text, /Attempt 1: Terminated 3 idle connections/);
+    assert.match(blockText(r.blocks), /pids: `\[11,12,13\]`/);
+    assert.equal(r.broadcast, false);
+  });
+
+  test('failed and notified are broadcast; others are not', () => {
+    assert.equal(renderReply(event({ type: 'failed', message: 'boom', reason: 'forbidden' }))!.broadcast, true);
+    assert.equal(renderReply(event({ type: 'notified', message: 'Call on-call' }))!.broadcast, true);
+    for (const type of ['step', 'retrying', 'succeeded', 'skipped', 'dry_run', 'alert_resolved'] as const) {
+      assert.equal(renderReply(event({ type }))!.broadcast, false, type);
+    }
+  });
+
+  test('a broadcast failure says what failed where, with the reason', () => {
+    const r = renderReply(event({ type: 'failed', message: 'Failed after 3 attempts: 403', reason: 'forbidden' }))!;
+    assert.match(r.text, /Remediation failed\* for HighErrorRate on shop-checkout \(rule restart-checkout\): Failed after 3 attempts/);
+    assert.match(blockText(r.blocks), /reason: `forbidden`/);
+  });
+
+  test('late delivery is marked', () => {
+    assert.match(blockText(renderReply(event({ type: 'step' }), { late: true })!.blocks), /delivered late/);
+    assert.doesNotMatch(blockText(renderReply(event({ type: 'step' }))!.blocks), /delivered late/);
+  });
+});
+
+describe('helpers', () => {
+  test('alertmanagerUrl filters on the labels, or is the bare externalURL', () => {
+    const u = alertmanagerUrl('http://vm:9093/', { alertname: 'A', job: 'x"y' })!;
+    assert.equal(decodeURIComponent(u.split('filter=')[1]!), '{alertname="A",job="x\\"y"}');
+    assert.equal(alertmanagerUrl('http://vm:9093', {}), 'http://vm:9093');
+    assert.equal(alertmanagerUrl('', { a: 'b' }), undefined);
+  });
+
+  test('formatDetails is compact and bounded', () => {
+    assert.equal(formatDetails(undefined), undefined);
+    assert.equal(formatDetails({}), undefined);
+    const many = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, 'x'.repeat(1000)]));
+    const t = formatDetails(many)!;
+    assert.match(t, /\+2 more/);
+    assert.ok(t.length < 8 * 320);
+  });
+});
