@@ -43,7 +43,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   const receiver = config.REMEDIATOR_ROLE !== 'worker';
   const workers = config.REMEDIATOR_ROLE !== 'receiver';
 
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10, connectionTimeoutMillis: 5000 });
+  // Room for the workers' concurrency plus the Slack notifier's per-thread locked connections.
+  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 20, connectionTimeoutMillis: 5000 });
   pool.on('error', (err) => log.warn('postgres pool error', { error: err.message }));
   const applied = await migrate(pool, config.DATABASE_SCHEMA);
   if (applied.length) log.info('database migrated', { schema: config.DATABASE_SCHEMA, applied });
@@ -73,7 +74,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   if (workers) {
     const notifiers = buildNotifiers(config, { audit, pool, schema: config.DATABASE_SCHEMA, env, log });
     if (!notifiers.some((n) => n.name === 'slack')) log.warn('Slack is not configured (SLACK_BOT_TOKEN): outcomes go to the audit trail only');
-    if (!notifiers.some((n) => n.name === 'pagerduty')) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
+    const ruleKeys = table.rules.some((r) => r.spec.notify.pagerduty && r.spec.notify.pagerduty.routing_key_env);
+    if (!config.PAGERDUTY_ROUTING_KEY && !ruleKeys) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
     const workerConn = redisConnection(config.REDIS_URL, 'worker', log, 'worker');
     const lockConn = redisConnection(config.REDIS_URL, 'worker', log, 'locks');
     conns.push(workerConn, lockConn);

@@ -39,3 +39,18 @@ export function queueSink(opts: { connection: Redis; prefix: string; targets: { 
 export function multiSink(...sinks: EventSink[]): EventSink {
   return { publish: async (e) => void (await Promise.all(sinks.map((s) => s.publish(e)))) };
 }
+
+/**
+ * Publishes with a few quick retries and never throws: the audit already holds the event, and a
+ * notification problem must not fail (and so re-run) a remediation or re-write an audit record.
+ */
+export async function publishSafely(sink: EventSink, event: RunEvent, log: { error(msg: string, f?: Record<string, unknown>): void }): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      return await sink.publish(event);
+    } catch (err) {
+      if (i >= 3) return log.error('could not publish a run event; it is only in the audit trail', { job: event.jobId, event: event.type, error: (err as Error).message });
+      await new Promise((r) => setTimeout(r, 500 * i));
+    }
+  }
+}

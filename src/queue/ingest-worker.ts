@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { AuditStore, IngestRecord } from '../audit/store.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifiers/events.js';
+import { publishSafely } from '../notifiers/sink.js';
 import type { RuleTable } from '../rules/load.js';
 import { QUEUES } from './queues.js';
 
@@ -29,18 +30,18 @@ export function startIngestWorker(o: {
         for (const d of decisions) {
           const base = { groupKey: rec.groupKey, receiver: rec.receiver, externalURL: rec.externalURL, at: new Date().toISOString(), alert };
           if (d.job && queued.has(d.job.jobId)) {
-            await o.sink.publish({
+            await publishSafely(o.sink, {
               ...base, type: 'queued', jobId: d.job.jobId, rule: d.job.rule, action: d.job.action, target: d.job.target,
               dryRun: d.job.dryRun, message: `Queued by rule ${d.job.rule}.`, notify: notifyOf(d.job.rule),
-            });
+            }, o.log);
           }
           if (d.decision === 'not_applicable' && alert.status === 'resolved' && d.jobId) {
             const run = await o.audit.markAlertResolved(d.jobId, rec.receivedAt);
             if (run) {
-              await o.sink.publish({
+              await publishSafely(o.sink, {
                 ...base, type: 'alert_resolved', jobId: run.job_id, rule: run.rule, action: run.action, target: run.target ?? undefined,
                 dryRun: run.dry_run, message: 'Alert resolved in Alertmanager.', notify: notifyOf(run.rule),
-              });
+              }, o.log);
             }
           }
         }

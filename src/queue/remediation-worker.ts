@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { AuditStore, RunState } from '../audit/store.js';
 import type { Logger } from '../log.js';
 import type { EventSink, RunEvent } from '../notifiers/events.js';
+import { publishSafely } from '../notifiers/sink.js';
 import { formatDuration } from '../rules/duration.js';
 import type { CompiledRule, RuleTable } from '../rules/load.js';
 import type { JobSpec } from '../rules/table.js';
@@ -57,11 +58,11 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   const rule = o.table().rules.find((r) => r.spec.name === spec.rule);
   const notify = rule?.spec.notify ?? {};
   const publish = (type: RunEvent['type'], message: string, extra: Partial<RunEvent> = {}) =>
-    o.sink.publish({
+    publishSafely(o.sink, {
       type, message, jobId: spec.jobId, rule: spec.rule, action: spec.action, target: spec.target, alert: spec.alert,
       groupKey: spec.groupKey, receiver: spec.receiver, externalURL: spec.externalURL, dryRun: spec.dryRun, attempt,
       notify, at: new Date().toISOString(), ...extra,
-    });
+    }, log);
   const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string } = {}) => {
     await o.audit.runEnded(spec, { state, attempt, summary, at: o.deps.now(), ...extra });
     await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
