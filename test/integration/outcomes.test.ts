@@ -1,0 +1,69 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeBreaker } from '../fakes/breaker.js';
+import { FakePagerDuty } from '../fakes/pagerduty.js';
+import { FakeSlack } from '../fakes/slack.js';
+import { eventually, startTestService, type TestService } from '../helpers/service.js';
+
+const ROUTING_KEY = 'R0UT1NGKEY0000000000000000000002';
+
+let breaker: FakeBreaker;
+let slack: FakeSlack;
+let pd: FakePagerDuty;
+let svc: TestService;
+
+before(async () => {
+  breaker = await new FakeBreaker().start();
+  slack = await new FakeSlack().start();
+  pd = await new FakePagerDuty().start();
+  svc = await startTestService({
+    env: { BREAKER_TOKEN: breaker.token, SLACK_BOT_TOKEN: slack.token, SLACK_API_URL: slack.url, SLACK_CHANNEL: '#ops', PAGERDUTY_ROUTING_KEY: ROUTING_KEY, PAGERDUTY_EVENTS_URL: pd.url },
+    rules: {
+      'rules.yml': `
+targets:
+  svc:
+    kind: http-breaker
+    status: { url: '${breaker.url}/api/admin/circuit-breaker-status', token_env: BREAKER_TOKEN }
+    reset: { method: POST, url: '${breaker.url}/api/admin/reset-circuit-breaker', token_env: BREAKER_TOKEN }
+rules:
+  - name: reset
+    match: ['alertname="Open"']
+    action: breaker-reset
+    target: svc
+    params: { poll_interval: 20ms }
+    notify: { pagerduty: { resolve: immediately } }
+`,
+    },
+  });
+});
+after(async () => {
+  await svc.close();
+  await Promise.all([breaker.stop(), slack.stop(), pd.stop()]);
+});
+
+test('a Slack outage neither re-runs the remediation nor holds back PagerDuty', async () => {
+  slack.fail({ kind: 'http500', count: 10_000 });
+  breaker.state = 'open';
+  const body = {
+    version: '4', groupKey: '{}:{alertname="Open"}', status: 'firing', receiver: 'r', externalURL: 'http://am', groupLabels: {}, commonLabels: {}, commonAnnotations: {},
+    alerts: [{ status: 'firing', labels: { alertname: 'Open' }, annotations: {}, startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', generatorURL: '', fingerprint: 'ee00000000000001' }],
+  };
+  const res = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer test-webhook-token' }, body: JSON.stringify(body) });
+  assert.equal(res.status, 200);
+  const s = `"${svc.config.DATABASE_SCHEMA}"`;
+  await eventually(async () => (await svc.pool.query(`SELECT state FROM ${s}.runs`)).rows[0]?.state === 'succeeded', 'run succeeded');
+  // PagerDuty is not blocked by Slack: acknowledge and resolve arrive.
+  await eventually(async () => pd.enqueued().some((r) => r.body.event_action === 'resolve'), 'PagerDuty resolve');
+  // Slack deliveries keep failing and are recorded as retrying...
+  await eventually(async () => (await svc.pool.query(`SELECT count(*)::int AS n FROM ${s}.notifications WHERE notifier = 'slack' AND state = 'retrying'`)).rows[0].n >= 1, 'slack retrying recorded');
+  // ...while the remediation ran exactly once, with one attempt.
+  assert.equal(breaker.resets, 1);
+  const run = (await svc.pool.query(`SELECT attempts FROM ${s}.runs`)).rows[0];
+  assert.equal(run.attempts, 1);
+  const slackErrors = (await svc.pool.query(`SELECT error FROM ${s}.notifications WHERE notifier = 'slack' AND state = 'retrying'`)).rows;
+  assert.ok(slackErrors.every((r) => !String(r.error).includes(slack.token)));
+  // Slack comes back: the thread is delivered (on the notifier's own backoff) without running anything again.
+  slack.faults.length = 0;
+  await eventually(async () => slack.roots('#ops')[0]?.text.includes('Succeeded'), 'Slack root delivered after the outage', 60_000, 200);
+  assert.equal(breaker.resets, 1);
+});
