@@ -18,8 +18,9 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(healthRouter(deps));
+  // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
+  app.use(healthRouter(deps));
   app.use(adminRouter(deps));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });

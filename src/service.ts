@@ -55,15 +55,18 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
 
   const prefix = config.QUEUE_PREFIX;
   const producer = redisConnection(config.REDIS_URL, 'producer', log, 'producer');
+  // BullMQ loads its scripts into the producer; plain commands go on a connection without them.
+  const plain = redisConnection(config.REDIS_URL, 'producer', log, 'plain');
   const closers: (() => Promise<unknown>)[] = [];
   const queues: Queue[] = [];
   const ws: Worker[] = [];
-  const conns: Redis[] = [producer];
+  const conns: Redis[] = [producer, plain];
   const remediationsQueue = makeQueue(QUEUES.remediations, producer, prefix);
   const ingestQueue = makeQueue(QUEUES.ingest, producer, prefix);
   queues.push(remediationsQueue, ingestQueue);
   // The producer fails fast by design; give it a moment to connect before the first webhook.
-  await withDeadline(remediationsQueue.waitUntilReady(), 5000, 'connecting').catch(() =>
+  const plainReady = new Promise<void>((resolve) => (plain.status === 'ready' ? resolve() : plain.once('ready', () => resolve())));
+  await withDeadline(Promise.all([remediationsQueue.waitUntilReady(), plainReady]), 5000, 'connecting').catch(() =>
     log.warn('redis is not reachable yet: webhooks get 503 until it is', { redis: redactUrl(config.REDIS_URL) }),
   );
 
@@ -112,7 +115,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       log.warn('NO WEBHOOK CREDENTIALS CONFIGURED: anyone who can reach this port can trigger remediations. Set WEBHOOK_TOKEN or WEBHOOK_BASIC_AUTH.');
     }
     const app = createApp({
-      table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: producer, prefix,
+      table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix,
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
     });

@@ -19,7 +19,7 @@ export interface IngestRecord {
       rule?: string;
       jobId?: string;
       reason?: string;
-      job?: JobSpec;
+      job?: Omit<JobSpec, 'alert'>;
     }[];
   }[];
 }
@@ -56,38 +56,62 @@ export class AuditStore {
     this.s = ident(schema);
   }
 
-  /** Writes alerts, decisions and queued runs of one delivery in one transaction; returns the job ids newly queued. */
+  /**
+   * Writes alerts, decisions and queued runs of one delivery in one transaction, a statement per
+   * table whatever the number of alerts; returns the job ids newly queued.
+   */
   async recordIngest(rec: IngestRecord): Promise<string[]> {
     return this.tx(async (c) => {
-      const queued: string[] = [];
-      for (const { alert, decisions } of rec.alerts) {
-        const { rows } = await c.query<{ id: string }>(
-          `INSERT INTO ${this.s}.alerts (received_at, fingerprint, alertname, status, starts_at, ends_at, labels, annotations, generator_url, receiver, group_key, external_url)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id`,
-          [rec.receivedAt, alert.fingerprint, alert.labels.alertname ?? null, alert.status, parseTime(alert.startsAt), parseTime(alert.endsAt),
-            alert.labels, alert.annotations, alert.generatorURL, rec.receiver, rec.groupKey, rec.externalURL],
+      const n = rec.alerts.length;
+      if (n === 0) return [];
+      const ids = (await c.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('${this.s}.alerts', 'id'))::text AS id FROM generate_series(1, $1)`, [n])).rows.map((r) => r.id);
+      const alerts = rec.alerts.map(({ alert }, i) => ({
+        id: ids[i], fingerprint: alert.fingerprint, alertname: alert.labels.alertname ?? null, status: alert.status,
+        starts_at: parseTime(alert.startsAt), ends_at: parseTime(alert.endsAt), labels: alert.labels, annotations: alert.annotations,
+        generator_url: alert.generatorURL,
+      }));
+      await c.query(
+        `INSERT INTO ${this.s}.alerts (id, received_at, fingerprint, alertname, status, starts_at, ends_at, labels, annotations, generator_url, receiver, group_key, external_url)
+         SELECT x.id, $2, x.fingerprint, x.alertname, x.status, x.starts_at, x.ends_at, x.labels, x.annotations, x.generator_url, $3, $4, $5
+         FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, fingerprint text, alertname text, status text, starts_at timestamptz, ends_at timestamptz,
+           labels jsonb, annotations jsonb, generator_url text)`,
+        [JSON.stringify(alerts), rec.receivedAt, rec.receiver, rec.groupKey, rec.externalURL],
+      );
+      const decisions = rec.alerts.flatMap(({ alert, decisions: ds }, i) =>
+        ds.map((d) => ({ alert_id: ids[i], fingerprint: alert.fingerprint, rule: d.rule ?? null, decision: d.decision, job_id: d.jobId ?? null, reason: d.reason ?? null })),
+      );
+      await c.query(
+        `INSERT INTO ${this.s}.decisions (alert_id, decided_at, fingerprint, rule, decision, job_id, reason)
+         SELECT x.alert_id, $2, x.fingerprint, x.rule, x.decision, x.job_id, x.reason
+         FROM jsonb_to_recordset($1::jsonb) AS x(alert_id bigint, fingerprint text, rule text, decision text, job_id text, reason text)`,
+        [JSON.stringify(decisions), rec.receivedAt],
+      );
+      const runs = rec.alerts.flatMap(({ alert, decisions: ds }) =>
+        ds.flatMap((d) =>
+          d.job
+            ? [{ job_id: d.job.jobId, rule: d.job.rule, action: d.job.action, target: d.job.target ?? null, fingerprint: alert.fingerprint,
+                alertname: alert.labels.alertname ?? null, starts_at: parseTime(alert.startsAt), dry_run: d.job.dryRun }]
+            : [],
+        ),
+      );
+      if (runs.length === 0) return [];
+      const queued = (
+        await c.query<{ job_id: string; rule: string }>(
+          `INSERT INTO ${this.s}.runs (job_id, rule, action, target, fingerprint, alertname, starts_at, group_key, dry_run, state, queued_at)
+           SELECT x.job_id, x.rule, x.action, x.target, x.fingerprint, x.alertname, x.starts_at, $2, x.dry_run, 'queued', $3
+           FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, rule text, action text, target text, fingerprint text, alertname text,
+             starts_at timestamptz, dry_run boolean)
+           ON CONFLICT (job_id) DO NOTHING RETURNING job_id, rule`,
+          [JSON.stringify(runs), rec.groupKey, rec.receivedAt],
+        )
+      ).rows;
+      if (queued.length > 0) {
+        await c.query(
+          `INSERT INTO ${this.s}.run_events (job_id, state, message) SELECT j, 'queued', 'Queued by rule ' || r FROM unnest($1::text[], $2::text[]) AS u(j, r)`,
+          [queued.map((q) => q.job_id), queued.map((q) => q.rule)],
         );
-        const alertId = rows[0]!.id;
-        for (const d of decisions) {
-          await c.query(
-            `INSERT INTO ${this.s}.decisions (alert_id, decided_at, fingerprint, rule, decision, job_id, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
-            [alertId, rec.receivedAt, alert.fingerprint, d.rule ?? null, d.decision, d.jobId ?? null, d.reason ?? null],
-          );
-          if (d.job) {
-            const r = await c.query(
-              `INSERT INTO ${this.s}.runs (job_id, rule, action, target, fingerprint, alertname, starts_at, group_key, dry_run, state, queued_at)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'queued',$10) ON CONFLICT (job_id) DO NOTHING`,
-              [d.job.jobId, d.job.rule, d.job.action, d.job.target ?? null, alert.fingerprint, alert.labels.alertname ?? null,
-                parseTime(alert.startsAt), rec.groupKey, d.job.dryRun, rec.receivedAt],
-            );
-            if (r.rowCount === 1) {
-              queued.push(d.job.jobId);
-              await this.addEvent(d.job.jobId, 'queued', null, `Queued by rule ${d.job.rule}`, undefined, c);
-            }
-          }
-        }
       }
-      return queued;
+      return queued.map((q) => q.job_id);
     });
   }
 

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide, type JobSpec } from '../rules/table.js';
 import type { AlertInfo } from '../remediations/types.js';
-import { KEEP_FINISHED_SECONDS, withDeadline } from '../queue/queues.js';
+import { KEEP_FINISHED_SECONDS } from '../queue/queues.js';
 import { checkAuthorization } from './auth.js';
 import { webhookSchema } from './payload.js';
 
@@ -14,7 +14,7 @@ export interface AlertmanagerReceiverDeps {
   table: () => RuleTable | undefined;
   remediations: Queue;
   ingest: Queue;
-  /** The producer connection the queues use (fail-fast). */
+  /** A fail-fast connection without BullMQ's scripts, for the duplicate check. */
   redis: Redis;
   prefix: string;
   auth: { token?: string; basic?: string };
@@ -72,12 +72,17 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
         const { decisions } = decide(table, alert, ctx);
         record.alerts.push({
           alert,
-          decisions: decisions.map((d) => ({ decision: d.kind === 'enqueue' ? 'enqueued' : d.kind, rule: d.rule, jobId: d.jobId, reason: d.reason, job: d.job })),
+          decisions: decisions.map((d) => ({ decision: d.kind === 'enqueue' ? 'enqueued' : d.kind, rule: d.rule, jobId: d.jobId, reason: d.reason, job: d.job && withoutAlert(d.job) })),
         });
         for (const d of decisions) if (d.job) jobs.push(d.job);
       }
+      // One deadline for all of this request's Redis work: past it, 503 and Alertmanager retries.
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from Redis within ${deadline} ms`)), deadline);
+      });
       try {
-        const existing = await withDeadline(jobsThatExist(deps, jobs.map((j) => j.jobId)), deadline, 'checking for duplicates');
+        const existing = await Promise.race([jobsThatExist(deps, jobs.map((j) => j.jobId)), expired]);
         let duplicates = 0;
         for (const entry of record.alerts) {
           for (const d of entry.decisions) {
@@ -89,47 +94,37 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
           }
         }
         const fresh = jobs.filter((j) => !existing.has(j.jobId));
-        const rules = new Map(table.rules.map((r) => [r.spec.name, r.spec]));
-        if (fresh.length > 0) {
-          // BullMQ ignores an add whose id exists, so two receivers racing still make one job.
-          await withDeadline(
-            deps.remediations.addBulk(
-              fresh.map((j) => {
-                const spec = rules.get(j.rule)!;
-                return {
-                  name: j.action,
-                  data: j,
-                  opts: {
-                    jobId: j.jobId,
-                    attempts: spec.attempts,
-                    backoff: spec.backoff,
-                    removeOnComplete: { age: KEEP_FINISHED_SECONDS },
-                    removeOnFail: { age: KEEP_FINISHED_SECONDS },
-                  },
-                };
-              }),
-            ),
-            deadline,
-            'enqueueing remediation jobs',
-          );
-        }
-        await withDeadline(
-          deps.ingest.add('delivery', record, { attempts: 20, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: { age: KEEP_FINISHED_SECONDS } }),
-          deadline,
-          'enqueueing the audit record',
-        );
-        const counts = { received: hook.alerts.length, enqueued: fresh.length, duplicates };
-        deps.log.info('webhook accepted', { groupKey: hook.groupKey, ...counts });
+        // Each job is its own EVALSHA: cheaper than addBulk's pipeline, and sent together with the
+        // audit record. BullMQ ignores an add whose id exists, so racing receivers still make one job.
+        await Promise.race([
+          Promise.all([
+            ...fresh.map((j) => {
+              const spec = table.rules.find((r) => r.spec.name === j.rule)!.spec;
+              return deps.remediations.add(j.action, j, {
+                jobId: j.jobId,
+                attempts: spec.attempts,
+                backoff: spec.backoff,
+                removeOnComplete: { age: KEEP_FINISHED_SECONDS },
+                removeOnFail: { age: KEEP_FINISHED_SECONDS },
+              });
+            }),
+            deps.ingest.add('delivery', record, INGEST_JOB_OPTIONS),
+          ]),
+          expired,
+        ]);
+        deps.log.debug('webhook accepted', { groupKey: hook.groupKey, received: hook.alerts.length, enqueued: fresh.length, duplicates });
         // Rules that matched but cannot act are said in the answer too (their jobs fail at once, escalating).
         const refused = record.alerts.flatMap((a) =>
           a.decisions
             .filter((d) => d.decision === 'refused' || d.decision === 'invalid')
             .map((d) => ({ fingerprint: a.alert.fingerprint, rule: d.rule, decision: d.decision, reason: d.reason })),
         );
-        res.status(200).json({ status: 'accepted', alerts: counts.received, jobs: { enqueued: counts.enqueued, duplicates }, ...(refused.length ? { refused } : {}) });
+        res.status(200).json({ status: 'accepted', alerts: hook.alerts.length, jobs: { enqueued: fresh.length, duplicates }, ...(refused.length ? { refused } : {}) });
       } catch (err) {
         deps.log.warn('webhook not accepted: redis unavailable', { error: (err as Error).message });
         res.status(503).set('Retry-After', '1').json({ error: 'queue unavailable, retry later' });
+      } finally {
+        clearTimeout(timer);
       }
     },
   );
@@ -143,19 +138,28 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
   return router;
 }
 
-/** One round trip: which of these job ids already exist in the remediation queue. */
+const INGEST_JOB_OPTIONS = { attempts: 20, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: { age: KEEP_FINISHED_SECONDS } };
+
+/**
+ * One round trip (the connection auto-pipelines): which of these job ids already exist in the
+ * remediation queue. Runs on a plain connection: ioredis copies every custom command (BullMQ's Lua
+ * scripts) into each explicit pipeline it builds, which cost more than the EXISTS themselves.
+ */
 async function jobsThatExist(deps: AlertmanagerReceiverDeps, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
   const base = `${deps.prefix}:${deps.remediations.name}:`;
-  const p = deps.redis.pipeline();
-  for (const id of ids) p.exists(base + id);
-  const out = (await p.exec()) ?? [];
   const found = new Set<string>();
-  out.forEach(([err, n], i) => {
-    if (err) throw err;
+  const counts = await Promise.all(ids.map((id) => deps.redis.exists(base + id)));
+  counts.forEach((n, i) => {
     if (n === 1) found.add(ids[i]!);
   });
   return found;
+}
+
+/** The audit record already holds the alert once; the job copy of it would only double the JSON. */
+function withoutAlert(job: JobSpec): Omit<JobSpec, 'alert'> {
+  const { alert: _alert, ...rest } = job;
+  return rest;
 }
 
 function formatPath(path: (string | number)[]): string {
