@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import type { AuditStore, RunState } from '../audit/store.js';
+import { finalStates, type AuditStore, type RunState } from '../audit/store.js';
 import type { Logger } from '../log.js';
 import type { EventSink, RunEvent } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
@@ -76,6 +76,15 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   if (spec.refusal) {
     await end('failed', `Not run: ${spec.refusal.message}`, { reason: spec.refusal.reason, error: spec.refusal.message });
     throw new UnrecoverableError(spec.refusal.message);
+  }
+  // The same job id again after its run finished: BullMQ freed the id after the retention, or the
+  // worker died between recording the outcome and completing the job. Never run it twice, and
+  // keep the recorded outcome.
+  const previous = await o.audit.getRun(spec.jobId);
+  if (previous && finalStates.includes(previous.state) && previous.attempts > 0 && job.attemptsMade === 0) {
+    await o.audit.addEvent(spec.jobId, 'skipped', attempt, `This firing was already handled (${previous.state}); not run again.`);
+    log.info('duplicate of a finished run, not run again', { state: previous.state });
+    return;
   }
   const earlier = await o.audit.findEarlierRun(spec);
   if (earlier) {

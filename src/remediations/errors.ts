@@ -42,5 +42,7 @@ export class TransientError extends Error {
 /** The audit reason of any thrown value. */
 export function reasonOf(err: unknown): FailureReason {
   if (err instanceof PermanentError || err instanceof TransientError) return err.reason;
+  // AbortSignal.timeout (the rule's timeout) rejects with a TimeoutError DOMException.
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return 'timeout';
   return 'error';
 }

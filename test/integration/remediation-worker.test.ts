@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
+import { Queue } from 'bullmq';
 import { FakeBreaker } from '../fakes/breaker.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
@@ -119,6 +120,32 @@ rules:
       assert.equal(breaker.resets - resetsBefore, 2);
     } finally {
       breaker.stuck = false;
+    }
+  });
+
+  test('a firing whose finished job was removed from Redis (retention) is not run again', async () => {
+    breaker.state = 'open';
+    const { fingerprint, body } = webhook('Reset');
+    await post(body);
+    const run = await finalRun(fingerprint);
+    assert.equal(run.state, 'succeeded');
+    const resets = breaker.resets;
+    const queue = new Queue('remediations', { connection: { url: svc.config.REDIS_URL }, prefix: svc.config.QUEUE_PREFIX });
+    try {
+      await queue.remove(run.job_id);
+      assert.equal(await queue.getJob(run.job_id), undefined);
+      breaker.state = 'open';
+      const r = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+      assert.deepEqual(((await r.json()) as { jobs: unknown }).jobs, { enqueued: 1, duplicates: 0 });
+      await eventually(async () => {
+        const { rows } = await svc.pool.query(`SELECT message FROM ${schema()}.run_events WHERE job_id = $1 AND state = 'skipped'`, [run.job_id]);
+        return rows.some((e) => /already handled \(succeeded\); not run again/.test(e.message));
+      }, 'duplicate noted');
+      assert.equal(breaker.resets, resets);
+      const after = (await svc.pool.query(`SELECT state, attempts FROM ${schema()}.runs WHERE job_id = $1`, [run.job_id])).rows[0];
+      assert.deepEqual(after, { state: 'succeeded', attempts: 1 });
+    } finally {
+      await queue.close();
     }
   });
 
