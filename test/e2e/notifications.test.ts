@@ -96,8 +96,9 @@ rules:
     // Updates only after the post, and the thread's replies in order.
     const firstUpdate = slack.okCalls('chat.update')[0]!;
     assert.ok(firstUpdate.at >= posts[0]!.at);
-    const replies = slack.replies('#image-gen-ops', root.ts).map((m) => m.text);
     const expected = [/Breaker state before: open/, /Reset sent: POST/, /Breaker state after: closed/, /Succeeded/, /Alert resolved/];
+    await eventually(async () => slack.replies('#image-gen-ops', root.ts).length >= expected.length, 'all thread replies');
+    const replies = slack.replies('#image-gen-ops', root.ts).map((m) => m.text);
     assert.equal(replies.length, expected.length, replies.join('\n'));
     replies.forEach((t, i) => assert.match(t, expected[i]!, `reply ${i}: ${t}`));
     assert.ok(slack.replies('#image-gen-ops', root.ts).every((m) => !m.reply_broadcast), 'a success is not broadcast');
