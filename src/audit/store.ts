@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import { ident } from './migrate.js';
+import { inTransaction } from './tx.js';
 import type { AlertInfo } from '../remediations/types.js';
 import type { JobSpec } from '../rules/table.js';
 
@@ -228,18 +229,7 @@ export class AuditStore {
     );
   }
 
-  private async tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release();
-    }
+  private tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { inTransaction } from '../audit/tx.js';
 import { ident } from '../audit/migrate.js';
 import { PermanentError, TransientError } from '../remediations/errors.js';
 
@@ -244,20 +245,7 @@ export async function recordHookAttempt(db: Queryable, schema: string, rotationI
   );
 }
 
-export async function inTransaction<R>(pool: pg.Pool, fn: (db: pg.PoolClient) => Promise<R>): Promise<R> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const out = await fn(client);
-    await client.query('COMMIT');
-    return out;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
-}
+export { inTransaction } from '../audit/tx.js';
 
 /** A number declared in a target's `seed` list. */
 export interface SeedNumber {

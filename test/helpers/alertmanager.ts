@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { stringify } from 'yaml';
+import { freePort } from './process.js';
 
 /** An alert as POST /api/v2/alerts takes it (postableAlert in Alertmanager's OpenAPI spec). */
 export interface PostableAlert {
@@ -68,18 +68,6 @@ export function alertmanagerBinary(): string {
       : 'Alertmanager is not installed: the e2e tests need `prometheus-alertmanager` (apt install prometheus-alertmanager) ' +
         'or `alertmanager` on PATH, or ALERTMANAGER_BIN set to its path',
   );
-}
-
-/** A loopback port that was free a moment ago (Alertmanager binds it itself; startAlertmanager retries on a clash). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /**
