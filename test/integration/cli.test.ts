@@ -104,3 +104,53 @@ test('a bad rules directory stops the start with the file and rule named (exit 2
   assert.match(r.stderr, /cannot start: invalid rules:/);
   assert.match(r.stderr, /unknown-action\.yml: rule restart-all: action: unknown action/);
 });
+
+test('numbers through the CLI binary: add, list, bad input exits 2', async () => {
+  const schema = `clinum_${Date.now().toString(36)}`;
+  const env = { DATABASE_URL, DATABASE_SCHEMA: schema };
+  try {
+    const add = await cli(['numbers', 'add', 'advisor-senders', '1065403522', '+919800000001', '--state', 'active'], env);
+    assert.equal(add.code, 0, add.stderr);
+    const list = await cli(['numbers', 'list'], env);
+    assert.match(list.stdout, /advisor-senders\s+1065403522\s+\+919800000001\s+active/);
+    const bad = await cli(['numbers', 'add', 'advisor-senders', 'x', '123'], env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr + bad.stdout, /E\.164/);
+  } finally {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL });
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await pool.end();
+  }
+});
+
+test('a change to the rules files and SIGHUP reload the table; a bad reload keeps the old one', async () => {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { startRemediator } = await import('../helpers/process.js');
+  const { dropPrefix, REDIS_URL, eventually } = await import('../helpers/service.js');
+  const dir = await mkdtemp(join(tmpdir(), 'remediator-reload-'));
+  await writeFile(join(dir, 'a.yml'), "rules:\n  - name: a\n    match: ['alertname=\"A\"']\n    action: notify\n");
+  const id = Date.now().toString(36);
+  const child = await startRemediator({
+    PORT: '0', HOST: '127.0.0.1', DATABASE_URL, REDIS_URL, DATABASE_SCHEMA: `reload_${id}`, QUEUE_PREFIX: `reload-${id}`, RULES_DIR: dir,
+    WEBHOOK_TOKEN: 'x', REMEDIATOR_ROLE: 'receiver',
+  });
+  const count = (re: RegExp) => child.output().split('\n').filter((l) => re.test(l)).length;
+  try {
+    await writeFile(join(dir, 'b.yml'), "rules:\n  - name: b\n    match: ['alertname=\"B\"']\n    action: notify\n");
+    await eventually(async () => count(/"msg":"rules reloaded".*"reason":"rules directory changed".*"rules":2/) >= 1, `file-change reload\n${child.output()}`);
+    await writeFile(join(dir, 'c.yml'), "rules:\n  - name: c\n    match: ['alertname=\"C\"']\n    action: nope\n");
+    await eventually(async () => count(/"msg":"rules reload refused, keeping the previous rules".*c\.yml: rule c: action: unknown action/) >= 1, `refused reload\n${child.output()}`);
+    await rm(join(dir, 'c.yml'));
+    await eventually(async () => count(/"msg":"rules reloaded".*"rules":2/) >= 2, 'reload after the bad file is gone');
+    child.proc.kill('SIGHUP');
+    await eventually(async () => count(/"msg":"rules reloaded".*"reason":"SIGHUP".*"rules":2/) >= 1, `SIGHUP reload\n${child.output()}`);
+  } finally {
+    await child.stop();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL });
+    await pool.query(`DROP SCHEMA IF EXISTS "reload_${id}" CASCADE`);
+    await pool.end();
+    await dropPrefix(REDIS_URL, `reload-${id}`);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
