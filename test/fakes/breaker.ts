@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type IncomingMessage, type Server } from 'node:http';
+import { closeServer, listenLoopback } from './loopback.js';
 
 export interface BreakerCall {
   method: string;
@@ -37,15 +37,14 @@ export class FakeBreaker {
   url = '';
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const { server, url } = await listenLoopback((req, res) => this.handle(req, res));
+    this.server = server;
+    this.url = url;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await closeServer(this.server);
   }
 
   private handle(req: IncomingMessage, res: import('node:http').ServerResponse): void {

@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { closeServer, listenLoopback } from './loopback.js';
 
 /** One request the fake received, as parsed. `error` is set when it did not answer ok:true. */
 export interface SlackCall {
@@ -65,15 +65,14 @@ export class FakeSlack {
   private server: Server | undefined;
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/api/`;
+    const { server, url } = await listenLoopback((req, res) => void this.handle(req, res));
+    this.server = server;
+    this.url = `${url}/api/`;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await closeServer(this.server);
   }
 
   /** The id a channel name (with or without '#') maps to; ids (C..., uppercase) map to themselves. */
