@@ -138,6 +138,12 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
         const next = await loadRules(config.RULES_DIR, registry);
         table = next;
         log.info('rules reloaded', { reason, rules: next.rules.length, targets: next.targets.size });
+        // New seed numbers in number-pool targets (insert-if-missing; never overwrites a state).
+        const seededNow = await seedNumberPools(pool, config.DATABASE_SCHEMA, next.targets).catch((err: Error) => {
+          log.warn('sender number seeding after reload failed', { error: err.message });
+          return { inserted: [], conflicts: [] };
+        });
+        if (seededNow.inserted.length) log.info('sender numbers seeded from targets', { inserted: seededNow.inserted });
         return true;
       } catch (err) {
         const problems = err instanceof RuleLoadError ? err.problems : [(err as Error).message];
