@@ -60,6 +60,10 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
         return;
       }
       const hook = parsed.data;
+      if (hook.truncatedAlerts > 0) {
+        // max_alerts in Alertmanager's webhook_config cut this group: those alerts never reach us.
+        deps.log.warn('Alertmanager truncated this delivery: raise max_alerts (0 = no limit)', { groupKey: hook.groupKey, truncatedAlerts: hook.truncatedAlerts });
+      }
       const receivedAt = new Date().toISOString();
       const ctx = { groupKey: hook.groupKey, receiver: hook.receiver, externalURL: hook.externalURL, receivedAt, dryRun: deps.dryRun };
       const record: IngestRecord = { receivedAt, receiver: hook.receiver, groupKey: hook.groupKey, externalURL: hook.externalURL, alerts: [] };
