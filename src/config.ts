@@ -25,6 +25,7 @@ const envSchema = z.object({
   REMEDIATOR_ROLE: z.enum(['all', 'receiver', 'worker']).default('all'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   SHUTDOWN_GRACE: z.coerce.number().int().min(0).default(25_000),
+  WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   KUBECONFIG: z.string().optional(),
   SLACK_BOT_TOKEN: z.string().min(1).optional(),
   SLACK_API_URL: z.string().url().default('https://slack.com/api/'),

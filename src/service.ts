@@ -94,7 +94,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       kubeConfig: lazyKubeConfig(env),
     };
     ws.push(
-      startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal }),
+      startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS }),
       startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log }),
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
     );

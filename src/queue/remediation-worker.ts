@@ -28,6 +28,8 @@ export interface RemediationWorkerOptions {
   concurrency?: number;
   /** Aborted on shutdown after the grace period: running remediations stop and are retried. */
   shutdown?: AbortSignal;
+  /** BullMQ job lock (renewed while the job runs); a dead worker's job runs again after about this long. */
+  lockMs?: number;
 }
 
 /**
@@ -42,8 +44,10 @@ export function startRemediationWorker(o: RemediationWorkerOptions): Worker {
     connection: o.connection,
     prefix: o.prefix,
     concurrency: o.concurrency ?? 8,
-    // A remediation may legitimately wait minutes (rollouts): renew the job lock while it runs.
-    lockDuration: 60_000,
+    // BullMQ renews the lock every lockDuration/2 while a job runs, so long remediations keep it;
+    // when a worker dies, its job is found stalled after about one lock period and runs again.
+    lockDuration: o.lockMs ?? 30_000,
+    stalledInterval: o.lockMs ?? 30_000,
     maxStalledCount: 2,
   });
   worker.on('error', (err) => o.log.error('remediation worker error', { error: err.message }));

@@ -1,0 +1,71 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeBreaker } from '../fakes/breaker.js';
+import { startRemediator, type Child } from '../helpers/process.js';
+import { eventually, startTestService, type TestService } from '../helpers/service.js';
+
+/**
+ * A worker process dies (SIGKILL) in the middle of a remediation. The job is not lost: once its
+ * lock lapses another worker finds it stalled and runs it again, and the remediation, being
+ * idempotent, finishes the fix. One run in the audit, with both attempts' starts recorded.
+ */
+let breaker: FakeBreaker;
+let receiver: TestService;
+let doomed: Child | undefined;
+let rescuer: TestService | undefined;
+
+const rules = (b: FakeBreaker) => ({
+  'r.yml': `
+targets:
+  svc:
+    kind: http-breaker
+    status: { url: '${b.url}/api/admin/circuit-breaker-status', token_env: BREAKER_TOKEN }
+    reset: { method: POST, url: '${b.url}/api/admin/reset-circuit-breaker', token_env: BREAKER_TOKEN }
+rules:
+  - name: reset
+    match: ['alertname="Open"']
+    action: breaker-reset
+    target: svc
+    params: { poll_interval: 50ms, verify_timeout: 60s }
+`,
+});
+
+before(async () => {
+  breaker = await new FakeBreaker().start();
+  receiver = await startTestService({ rules: rules(breaker), env: { BREAKER_TOKEN: breaker.token, REMEDIATOR_ROLE: 'receiver' } });
+});
+after(async () => {
+  await doomed?.stop('SIGKILL');
+  await rescuer?.close();
+  await receiver.close();
+  await breaker.stop();
+});
+
+test('a worker killed mid-remediation: the job runs again on another worker and the fix completes', async () => {
+  const shared = {
+    PORT: '0', HOST: '127.0.0.1', RULES_DIR: receiver.rulesDir, REDIS_URL: receiver.config.REDIS_URL, DATABASE_URL: receiver.config.DATABASE_URL,
+    DATABASE_SCHEMA: receiver.config.DATABASE_SCHEMA, QUEUE_PREFIX: receiver.config.QUEUE_PREFIX, BREAKER_TOKEN: breaker.token, WORKER_LOCK_MS: '2000',
+  };
+  doomed = await startRemediator({ ...shared, REMEDIATOR_ROLE: 'worker' });
+  breaker.state = 'open';
+  breaker.stuck = true; // the first worker resets, then waits for a close that does not come
+  const body = {
+    version: '4', groupKey: '{}:{alertname="Open"}', status: 'firing', receiver: 'r', externalURL: 'http://am', groupLabels: {}, commonLabels: {}, commonAnnotations: {},
+    alerts: [{ status: 'firing', labels: { alertname: 'Open' }, annotations: {}, startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', generatorURL: '', fingerprint: 'dead000000000001' }],
+  };
+  const res = await fetch(`${receiver.url}/webhooks/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer test-webhook-token' }, body: JSON.stringify(body) });
+  assert.equal(res.status, 200);
+  await eventually(async () => breaker.resets === 1, 'first worker reset the breaker');
+  await doomed.stop('SIGKILL');
+
+  breaker.stuck = false;
+  breaker.state = 'open'; // still open when the job runs again (a pending close is cancelled)
+  rescuer = await startTestService({ rules: rules(breaker), env: { ...shared, REMEDIATOR_ROLE: 'worker' }, keep: { schema: shared.DATABASE_SCHEMA, prefix: shared.QUEUE_PREFIX } });
+  const s = `"${shared.DATABASE_SCHEMA}"`;
+  const run = await eventually(async () => (await receiver.pool.query(`SELECT * FROM ${s}.runs`)).rows.find((r) => r.state === 'succeeded'), 'the run completes on the second worker', 30_000);
+  assert.equal((await receiver.pool.query(`SELECT count(*)::int AS n FROM ${s}.runs`)).rows[0].n, 1);
+  const starts = (await receiver.pool.query(`SELECT count(*)::int AS n FROM ${s}.run_events WHERE job_id = $1 AND state = 'running'`, [run.job_id])).rows[0].n;
+  assert.equal(starts, 2, 'started once on each worker');
+  assert.equal(breaker.state, 'closed');
+  assert.equal(breaker.resets, 2, 'the second worker found the breaker still open and reset it again');
+});
