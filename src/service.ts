@@ -56,7 +56,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   const prefix = config.QUEUE_PREFIX;
   const producer = redisConnection(config.REDIS_URL, 'producer', log, 'producer');
   // BullMQ loads its scripts into the producer; plain commands go on a connection without them.
-  const plain = redisConnection(config.REDIS_URL, 'producer', log, 'plain');
+  const plain = redisConnection(config.REDIS_URL, 'plain', log, 'plain');
   const closers: (() => Promise<unknown>)[] = [];
   const queues: Queue[] = [];
   const ws: Worker[] = [];

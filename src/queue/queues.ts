@@ -17,12 +17,16 @@ export const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
  * answer 503 while Redis is down; worker connections must block (`maxRetriesPerRequest: null`).
  * https://docs.bullmq.io/guide/going-to-production
  */
-export function redisConnection(url: string, role: 'producer' | 'worker', log: Logger, name: string): Redis {
+export function redisConnection(url: string, role: 'producer' | 'plain' | 'worker', log: Logger, name: string): Redis {
+  const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false };
   const opts: RedisOptions =
     role === 'producer'
-      ? // Auto-pipelining: the commands one request sends in the same tick leave in one write.
-        { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false, enableAutoPipelining: true }
-      : { maxRetriesPerRequest: null, enableReadyCheck: true };
+      ? failFast
+      : role === 'plain'
+        ? // Plain commands of one request leave in one write. Not on the BullMQ connection: each auto
+          // pipeline is an ioredis Pipeline, which copies all of BullMQ's scripts when it is built.
+          { ...failFast, enableAutoPipelining: true }
+        : { maxRetriesPerRequest: null, enableReadyCheck: true };
   const conn = new Redis(url, { ...opts, connectionName: `remediator-${name}`, retryStrategy: (n) => Math.min(200 * n, 2000) });
   let warned = false;
   conn.on('error', (err) => {
