@@ -5,10 +5,16 @@ import { alertmanagerRouter, type AlertmanagerReceiverDeps } from './receivers/a
 import { healthRouter } from './receivers/health.js';
 import type { AuditStore } from './audit/store.js';
 import type { Pool } from 'pg';
+import type { Queue } from 'bullmq';
+import { metricsRouter, type Counters } from './receivers/metrics.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
   pool: Pool;
+  schema: string;
+  /** Every queue, for their depths in /metrics. */
+  queues: () => Queue[];
+  counters: Counters;
   adminToken?: string;
   log: Logger;
 }
@@ -21,6 +27,7 @@ export function createApp(deps: AppDeps): Express {
   // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
   app.use(healthRouter(deps));
+  app.use(metricsRouter(deps));
   app.use(adminRouter(deps));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });

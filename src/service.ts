@@ -18,6 +18,7 @@ import { startIngestWorker } from './queue/ingest-worker.js';
 import { startNotificationWorker } from './queue/notification-worker.js';
 import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues.js';
 import { startRemediationWorker } from './queue/remediation-worker.js';
+import { receiverCounters } from './receivers/metrics.js';
 import { buildRegistry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
@@ -70,6 +71,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     log.warn('redis is not reachable yet: webhooks get 503 until it is', { redis: redactUrl(config.REDIS_URL) }),
   );
 
+  // Queue depths for /metrics: every queue, whichever processes consume them.
+  const metricQueues = [remediationsQueue, ingestQueue, ...['slack', 'pagerduty'].map((n) => makeQueue(QUEUES.notify(n), producer, prefix))];
+  queues.push(...metricQueues.slice(2));
   let server: Server | undefined;
   let url: string | undefined;
   const shutdown = new AbortController();
@@ -118,6 +122,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix,
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
+      schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues,
     });
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.PORT, config.HOST, () => resolve(s));

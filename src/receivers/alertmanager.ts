@@ -8,6 +8,7 @@ import { decide, type JobSpec } from '../rules/table.js';
 import type { AlertInfo } from '../remediations/types.js';
 import { KEEP_FINISHED_SECONDS } from '../queue/queues.js';
 import { checkAuthorization } from './auth.js';
+import type { Counters } from './metrics.js';
 import { webhookSchema } from './payload.js';
 
 export interface AlertmanagerReceiverDeps {
@@ -23,6 +24,8 @@ export interface AlertmanagerReceiverDeps {
   /** Longest a request may wait on Redis before answering 503. */
   redisDeadlineMs?: number;
   log: Logger;
+  /** Counts requests, alerts and decisions for /metrics. */
+  counters?: Counters;
 }
 
 /**
@@ -36,6 +39,8 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
   router.post(
     '/webhooks/alertmanager',
     (req, res, next) => {
+      const counters = deps.counters;
+      if (counters) res.once('finish', () => counters.inc('remediator_webhook_requests_total', { code: String(res.statusCode) }));
       if (!checkAuthorization(req.headers.authorization, deps.auth)) {
         res.status(401).set('WWW-Authenticate', deps.auth.token ? 'Bearer' : 'Basic realm="remediator"').json({ error: 'missing or wrong credentials' });
         return;
@@ -116,6 +121,12 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
           ]),
           expired,
         ]);
+        if (deps.counters) {
+          for (const a of record.alerts) {
+            deps.counters.inc('remediator_alerts_received_total', { status: a.alert.status });
+            for (const d of a.decisions) deps.counters.inc('remediator_decisions_total', { decision: d.decision });
+          }
+        }
         deps.log.debug('webhook accepted', { groupKey: hook.groupKey, received: hook.alerts.length, enqueued: fresh.length, duplicates });
         // Rules that matched but cannot act are said in the answer too (their jobs fail at once, escalating).
         const refused = record.alerts.flatMap((a) =>

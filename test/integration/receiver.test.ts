@@ -185,6 +185,25 @@ describe('receiver with real Redis, PostgreSQL and a fake breaker', () => {
     assert.equal(body.checks.postgres.ok, true);
     assert.equal(body.checks.rules.count, 1);
   });
+
+  test('/metrics: request codes, alerts and decisions of this process, queue depths and runs of the last 24h', async () => {
+    const res = await fetch(`${svc.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await res.text();
+    const value = (series: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    assert.ok(value('remediator_webhook_requests_total{code="200"}')! >= 9, text);
+    assert.equal(value('remediator_webhook_requests_total{code="401"}'), 3);
+    assert.equal(value('remediator_webhook_requests_total{code="413"}'), 1);
+    assert.equal(value('remediator_decisions_total{decision="duplicate"}'), 4);
+    assert.ok(value('remediator_alerts_received_total{status="resolved"}')! >= 2);
+    assert.equal(value('remediator_queue_jobs{queue="remediations",state="failed"}'), 0);
+    assert.ok(value('remediator_runs_last_24h{action="breaker-reset",state="succeeded",reason=""}')! >= 2);
+    assert.equal(value('remediator_dependencies_up'), 1);
+  });
 });
 
 describe('two receiver processes and a worker share one Redis', () => {
