@@ -71,9 +71,6 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     log.warn('redis is not reachable yet: webhooks get 503 until it is', { redis: redactUrl(config.REDIS_URL) }),
   );
 
-  // Queue depths for /metrics: every queue, whichever processes consume them.
-  const metricQueues = [remediationsQueue, ingestQueue, ...['slack', 'pagerduty'].map((n) => makeQueue(QUEUES.notify(n), producer, prefix))];
-  queues.push(...metricQueues.slice(2));
   let server: Server | undefined;
   let url: string | undefined;
   const shutdown = new AbortController();
@@ -118,6 +115,10 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     if (!config.WEBHOOK_TOKEN && !config.WEBHOOK_BASIC_AUTH) {
       log.warn('NO WEBHOOK CREDENTIALS CONFIGURED: anyone who can reach this port can trigger remediations. Set WEBHOOK_TOKEN or WEBHOOK_BASIC_AUTH.');
     }
+    // Queue depths for /metrics: every queue, whichever processes consume them.
+    const notifyQueues = ['slack', 'pagerduty'].map((n) => makeQueue(QUEUES.notify(n), producer, prefix));
+    queues.push(...notifyQueues);
+    const metricQueues = [remediationsQueue, ingestQueue, ...notifyQueues];
     const app = createApp({
       table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix,
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,

@@ -36,11 +36,7 @@ describe('e2e: Alertmanager -> remediation -> Slack thread and PagerDuty events'
       },
       rules: {
         'rules.yml': `
-targets:
-  image-gen:
-    kind: http-breaker
-    status: { url: '${breaker.url}/api/admin/circuit-breaker-status', token_env: BREAKER_TOKEN }
-    reset: { method: POST, url: '${breaker.url}/api/admin/reset-circuit-breaker', token_env: BREAKER_TOKEN }
+targets:${breaker.targetYaml('image-gen')}
 rules:
   - name: image-gen-breaker-open
     match: ['alertname="CircuitBreakerOpen"']

@@ -43,6 +43,16 @@ export class FakeBreaker {
     return this;
   }
 
+  /** This breaker declared as an `http-breaker` target (for a `targets:` section of a test rules file). */
+  targetYaml(name: string, tokenEnv = 'BREAKER_TOKEN'): string {
+    return `
+  ${name}:
+    kind: http-breaker
+    status: { url: '${this.url}/api/admin/circuit-breaker-status', token_env: ${tokenEnv} }
+    reset: { method: POST, url: '${this.url}/api/admin/reset-circuit-breaker', token_env: ${tokenEnv} }
+    request_timeout: 2s`;
+  }
+
   async stop(): Promise<void> {
     await closeServer(this.server);
   }

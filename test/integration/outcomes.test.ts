@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeBreaker } from '../fakes/breaker.js';
+import { firingWebhook, postWebhook } from '../helpers/webhook.js';
 import { FakePagerDuty } from '../fakes/pagerduty.js';
 import { FakeSlack } from '../fakes/slack.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
@@ -20,11 +21,7 @@ before(async () => {
     env: { BREAKER_TOKEN: breaker.token, SLACK_BOT_TOKEN: slack.token, SLACK_API_URL: slack.url, SLACK_CHANNEL: '#ops', PAGERDUTY_ROUTING_KEY: ROUTING_KEY, PAGERDUTY_EVENTS_URL: pd.url },
     rules: {
       'rules.yml': `
-targets:
-  svc:
-    kind: http-breaker
-    status: { url: '${breaker.url}/api/admin/circuit-breaker-status', token_env: BREAKER_TOKEN }
-    reset: { method: POST, url: '${breaker.url}/api/admin/reset-circuit-breaker', token_env: BREAKER_TOKEN }
+targets:${breaker.targetYaml('svc')}
 rules:
   - name: reset
     match: ['alertname="Open"']
@@ -44,11 +41,7 @@ after(async () => {
 test('a Slack outage neither re-runs the remediation nor holds back PagerDuty', async () => {
   slack.fail({ kind: 'http500', count: 10_000 });
   breaker.state = 'open';
-  const body = {
-    version: '4', groupKey: '{}:{alertname="Open"}', status: 'firing', receiver: 'r', externalURL: 'http://am', groupLabels: {}, commonLabels: {}, commonAnnotations: {},
-    alerts: [{ status: 'firing', labels: { alertname: 'Open' }, annotations: {}, startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', generatorURL: '', fingerprint: 'ee00000000000001' }],
-  };
-  const res = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer test-webhook-token' }, body: JSON.stringify(body) });
+  const res = await postWebhook(svc.url, firingWebhook('Open', 'ee00000000000001'));
   assert.equal(res.status, 200);
   const s = `"${svc.config.DATABASE_SCHEMA}"`;
   await eventually(async () => (await svc.pool.query(`SELECT state FROM ${s}.runs`)).rows[0]?.state === 'succeeded', 'run succeeded');

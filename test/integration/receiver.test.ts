@@ -13,11 +13,7 @@ const auth = { authorization: 'Bearer test-webhook-token' };
 function rulesFor(b: FakeBreaker, extra = ''): Record<string, string> {
   return {
     'breakers.yml': `
-targets:
-  checkout:
-    kind: http-breaker
-    status: { url: '${b.url}/api/admin/circuit-breaker-status', token_env: BREAKER_TOKEN }
-    reset: { method: POST, url: '${b.url}/api/admin/reset-circuit-breaker', token_env: BREAKER_TOKEN }
+targets:${b.targetYaml('checkout')}
 rules:
   - name: checkout-breaker
     match: ['alertname="HighErrorRate"', 'deployment="checkout"']

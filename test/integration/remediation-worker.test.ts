@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { FakeBreaker } from '../fakes/breaker.js';
+import { firingWebhook } from '../helpers/webhook.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 const auth = { authorization: 'Bearer test-webhook-token', 'content-type': 'application/json' };
@@ -11,17 +12,7 @@ let seq = 0;
 /** A webhook with one firing alert for `alertname`, with a fresh fingerprint. */
 function webhook(alertname: string, labels: Record<string, string> = {}) {
   const fingerprint = (0xd000000000000000n + BigInt(++seq)).toString(16);
-  return {
-    fingerprint,
-    body: {
-      version: '4', groupKey: `{}:{alertname="${alertname}"}`, truncatedAlerts: 0, status: 'firing', receiver: 'remediate',
-      groupLabels: { alertname }, commonLabels: {}, commonAnnotations: {}, externalURL: 'http://127.0.0.1:9093',
-      alerts: [{
-        status: 'firing', labels: { alertname, ...labels }, annotations: { summary: 'test' },
-        startsAt: new Date(Date.now() - 60_000).toISOString(), endsAt: '0001-01-01T00:00:00Z', generatorURL: '', fingerprint,
-      }],
-    },
-  };
+  return { fingerprint, body: firingWebhook(alertname, fingerprint, { labels, startsAt: new Date(Date.now() - 60_000).toISOString() }) };
 }
 
 describe('remediation worker: retries, permanent errors, dry run, cooldown, reload, secrets', () => {
@@ -40,12 +31,7 @@ describe('remediation worker: retries, permanent errors, dry run, cooldown, relo
 
   before(async () => {
     breaker = await new FakeBreaker().start();
-    const target = (name: string, tokenEnv: string) => `
-  ${name}:
-    kind: http-breaker
-    status: { url: '${breaker.url}/api/admin/circuit-breaker-status', token_env: ${tokenEnv} }
-    reset: { method: POST, url: '${breaker.url}/api/admin/reset-circuit-breaker', token_env: ${tokenEnv} }
-    request_timeout: 2s`;
+    const target = (name: string, tokenEnv: string) => breaker.targetYaml(name, tokenEnv);
     svc = await startTestService({
       // A Redis Cluster hash tag as prefix: every key remediator makes must carry it.
       env: { BREAKER_TOKEN: breaker.token, WRONG_TOKEN: 'not-the-token', QUEUE_PREFIX: `{wt-${process.pid}}` },

@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeBreaker } from '../fakes/breaker.js';
+import { firingWebhook, postWebhook } from '../helpers/webhook.js';
 import { startRemediator, type Child } from '../helpers/process.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
@@ -16,11 +17,7 @@ let rescuer: TestService | undefined;
 
 const rules = (b: FakeBreaker) => ({
   'r.yml': `
-targets:
-  svc:
-    kind: http-breaker
-    status: { url: '${b.url}/api/admin/circuit-breaker-status', token_env: BREAKER_TOKEN }
-    reset: { method: POST, url: '${b.url}/api/admin/reset-circuit-breaker', token_env: BREAKER_TOKEN }
+targets:${b.targetYaml('svc')}
 rules:
   - name: reset
     match: ['alertname="Open"']
@@ -49,11 +46,7 @@ test('a worker killed mid-remediation: the job runs again on another worker and 
   doomed = await startRemediator({ ...shared, REMEDIATOR_ROLE: 'worker' });
   breaker.state = 'open';
   breaker.stuck = true; // the first worker resets, then waits for a close that does not come
-  const body = {
-    version: '4', groupKey: '{}:{alertname="Open"}', status: 'firing', receiver: 'r', externalURL: 'http://am', groupLabels: {}, commonLabels: {}, commonAnnotations: {},
-    alerts: [{ status: 'firing', labels: { alertname: 'Open' }, annotations: {}, startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', generatorURL: '', fingerprint: 'dead000000000001' }],
-  };
-  const res = await fetch(`${receiver.url}/webhooks/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer test-webhook-token' }, body: JSON.stringify(body) });
+  const res = await postWebhook(receiver.url, firingWebhook('Open', 'dead000000000001'));
   assert.equal(res.status, 200);
   await eventually(async () => breaker.resets === 1, 'first worker reset the breaker');
   await doomed.stop('SIGKILL');
