@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
+import { inTransaction } from './tx.js';
 
 const migrationsDir = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -19,10 +20,8 @@ export function ident(name: string): string {
 export async function migrate(pool: Pool, schema: string): Promise<string[]> {
   const files = (await readdir(migrationsDir)).filter((f) => /^\d+-.*\.sql$/.test(f)).sort();
   const s = ident(schema);
-  const client = await pool.connect();
   const applied: string[] = [];
-  try {
-    await client.query('BEGIN');
+  await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`remediator-migrate:${schema}`]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${s}.schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
@@ -35,12 +34,6 @@ export async function migrate(pool: Pool, schema: string): Promise<string[]> {
       await client.query(`INSERT INTO ${s}.schema_migrations (version) VALUES ($1)`, [version]);
       applied.push(version);
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
   return applied;
 }

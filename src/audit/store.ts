@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import { ident } from './migrate.js';
+import { storable, storableDeep } from '../core/text.js';
 import { inTransaction } from './tx.js';
 import type { AlertInfo } from '../remediations/types.js';
 import type { JobSpec } from '../rules/table.js';
@@ -59,61 +60,94 @@ export class AuditStore {
 
   /**
    * Writes alerts, decisions and queued runs of one delivery in one transaction, a statement per
-   * table whatever the number of alerts; returns the job ids newly queued.
+   * table whatever the number of alerts; returns the job ids whose `queued` event this call wrote
+   * (so the caller announces each new run once). Every alert of the delivery gets its rows: when
+   * PostgreSQL refuses the batch for its data, each alert is written on its own, and an alert that
+   * still cannot be stored is recorded without its labels and annotations, with the reason.
    */
-  async recordIngest(rec: IngestRecord): Promise<string[]> {
-    return this.tx(async (c) => {
-      const n = rec.alerts.length;
-      if (n === 0) return [];
-      const ids = (await c.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('${this.s}.alerts', 'id'))::text AS id FROM generate_series(1, $1)`, [n])).rows.map((r) => r.id);
-      const alerts = rec.alerts.map(({ alert }, i) => ({
-        id: ids[i], fingerprint: alert.fingerprint, alertname: alert.labels.alertname ?? null, status: alert.status,
-        starts_at: parseTime(alert.startsAt), ends_at: parseTime(alert.endsAt), labels: alert.labels, annotations: alert.annotations,
-        generator_url: alert.generatorURL,
-      }));
-      await c.query(
-        `INSERT INTO ${this.s}.alerts (id, received_at, fingerprint, alertname, status, starts_at, ends_at, labels, annotations, generator_url, receiver, group_key, external_url)
-         SELECT x.id, $2, x.fingerprint, x.alertname, x.status, x.starts_at, x.ends_at, x.labels, x.annotations, x.generator_url, $3, $4, $5
-         FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, fingerprint text, alertname text, status text, starts_at timestamptz, ends_at timestamptz,
-           labels jsonb, annotations jsonb, generator_url text)`,
-        [JSON.stringify(alerts), rec.receivedAt, rec.receiver, rec.groupKey, rec.externalURL],
-      );
-      const decisions = rec.alerts.flatMap(({ alert, decisions: ds }, i) =>
-        ds.map((d) => ({ alert_id: ids[i], fingerprint: alert.fingerprint, rule: d.rule ?? null, decision: d.decision, job_id: d.jobId ?? null, reason: d.reason ?? null })),
-      );
-      await c.query(
-        `INSERT INTO ${this.s}.decisions (alert_id, decided_at, fingerprint, rule, decision, job_id, reason)
-         SELECT x.alert_id, $2, x.fingerprint, x.rule, x.decision, x.job_id, x.reason
-         FROM jsonb_to_recordset($1::jsonb) AS x(alert_id bigint, fingerprint text, rule text, decision text, job_id text, reason text)`,
-        [JSON.stringify(decisions), rec.receivedAt],
-      );
-      const runs = rec.alerts.flatMap(({ alert, decisions: ds }) =>
-        ds.flatMap((d) =>
-          d.job
-            ? [{ job_id: d.job.jobId, rule: d.job.rule, action: d.job.action, target: d.job.target ?? null, fingerprint: alert.fingerprint,
-                alertname: alert.labels.alertname ?? null, starts_at: parseTime(alert.startsAt), dry_run: d.job.dryRun }]
-            : [],
-        ),
-      );
-      if (runs.length === 0) return [];
-      const queued = (
-        await c.query<{ job_id: string; rule: string }>(
-          `INSERT INTO ${this.s}.runs (job_id, rule, action, target, fingerprint, alertname, starts_at, group_key, dry_run, state, queued_at)
-           SELECT x.job_id, x.rule, x.action, x.target, x.fingerprint, x.alertname, x.starts_at, $2, x.dry_run, 'queued', $3
-           FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, rule text, action text, target text, fingerprint text, alertname text,
-             starts_at timestamptz, dry_run boolean)
-           ON CONFLICT (job_id) DO NOTHING RETURNING job_id, rule`,
-          [JSON.stringify(runs), rec.groupKey, rec.receivedAt],
-        )
-      ).rows;
-      if (queued.length > 0) {
-        await c.query(
-          `INSERT INTO ${this.s}.run_events (job_id, state, message) SELECT j, 'queued', 'Queued by rule ' || r FROM unnest($1::text[], $2::text[]) AS u(j, r)`,
-          [queued.map((q) => q.job_id), queued.map((q) => q.rule)],
-        );
+  async recordIngest(input: IngestRecord): Promise<string[]> {
+    if (input.alerts.length === 0) return [];
+    const rec = storableDeep(input);
+    try {
+      return await this.tx((c) => this.writeIngest(c, rec));
+    } catch (err) {
+      if (!isDataError(err) || rec.alerts.length === 0) throw err;
+    }
+    const queued: string[] = [];
+    for (const entry of rec.alerts) {
+      const one = { ...rec, alerts: [entry] };
+      try {
+        queued.push(...(await this.tx((c) => this.writeIngest(c, one))));
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        const why = `labels and annotations not stored: ${(err as Error).message}`;
+        const stripped = {
+          alert: { ...entry.alert, labels: { alertname: String(entry.alert.labels.alertname ?? '') }, annotations: {}, generatorURL: '' },
+          decisions: entry.decisions.map((d) => ({ ...d, reason: d.reason ? `${d.reason}; ${why}` : why })),
+        };
+        queued.push(...(await this.tx((c) => this.writeIngest(c, { ...rec, alerts: [stripped] }))));
       }
-      return queued.map((q) => q.job_id);
-    });
+    }
+    return queued;
+  }
+
+  private async writeIngest(c: PoolClient, rec: IngestRecord): Promise<string[]> {
+    const n = rec.alerts.length;
+    const ids = (await c.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('${this.s}.alerts', 'id'))::text AS id FROM generate_series(1, $1)`, [n])).rows.map((r) => r.id);
+    const alerts = rec.alerts.map(({ alert }, i) => ({
+      id: ids[i], fingerprint: alert.fingerprint, alertname: alert.labels.alertname ?? null, status: alert.status,
+      starts_at: parseTime(alert.startsAt), ends_at: parseTime(alert.endsAt), labels: alert.labels, annotations: alert.annotations,
+      generator_url: alert.generatorURL,
+    }));
+    await c.query(
+      `INSERT INTO ${this.s}.alerts (id, received_at, fingerprint, alertname, status, starts_at, ends_at, labels, annotations, generator_url, receiver, group_key, external_url)
+       SELECT x.id, $2, x.fingerprint, x.alertname, x.status, x.starts_at, x.ends_at, x.labels, x.annotations, x.generator_url, $3, $4, $5
+       FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, fingerprint text, alertname text, status text, starts_at timestamptz, ends_at timestamptz,
+         labels jsonb, annotations jsonb, generator_url text)`,
+      [JSON.stringify(alerts), rec.receivedAt, rec.receiver, rec.groupKey, rec.externalURL],
+    );
+    const decisions = rec.alerts.flatMap(({ alert, decisions: ds }, i) =>
+      ds.map((d) => ({ alert_id: ids[i], fingerprint: alert.fingerprint, rule: d.rule ?? null, decision: d.decision, job_id: d.jobId ?? null, reason: d.reason ?? null })),
+    );
+    await c.query(
+      `INSERT INTO ${this.s}.decisions (alert_id, decided_at, fingerprint, rule, decision, job_id, reason)
+       SELECT x.alert_id, $2, x.fingerprint, x.rule, x.decision, x.job_id, x.reason
+       FROM jsonb_to_recordset($1::jsonb) AS x(alert_id bigint, fingerprint text, rule text, decision text, job_id text, reason text)`,
+      [JSON.stringify(decisions), rec.receivedAt],
+    );
+    const runs = rec.alerts.flatMap(({ alert, decisions: ds }) =>
+      ds.flatMap((d) =>
+        d.job && d.decision === 'enqueued'
+          ? [{ job_id: d.job.jobId, rule: d.job.rule, action: d.job.action, target: d.job.target ?? null, fingerprint: alert.fingerprint,
+              alertname: alert.labels.alertname ?? null, starts_at: parseTime(alert.startsAt), dry_run: d.job.dryRun }]
+          : [],
+      ),
+    );
+    if (runs.length === 0) return [];
+    // The worker may have started the run already (it creates the row when it comes first): the
+    // row is then kept as it is, but its `queued` event is still written, dated when the delivery
+    // was received so that the run's history reads in order. The row lock serialises deliveries
+    // of one job racing from several receivers, so the event is written once.
+    await c.query(
+      `INSERT INTO ${this.s}.runs (job_id, rule, action, target, fingerprint, alertname, starts_at, group_key, dry_run, state, queued_at)
+       SELECT x.job_id, x.rule, x.action, x.target, x.fingerprint, x.alertname, x.starts_at, $2, x.dry_run, 'queued', $3
+       FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, rule text, action text, target text, fingerprint text, alertname text,
+         starts_at timestamptz, dry_run boolean)
+       ON CONFLICT (job_id) DO NOTHING`,
+      [JSON.stringify(runs), rec.groupKey, rec.receivedAt],
+    );
+    const jobIds = runs.map((r) => r.job_id);
+    await c.query(`SELECT 1 FROM ${this.s}.runs WHERE job_id = ANY($1::text[]) ORDER BY job_id FOR UPDATE`, [jobIds]);
+    const queued = (
+      await c.query<{ job_id: string }>(
+        `INSERT INTO ${this.s}.run_events (job_id, at, state, message)
+         SELECT u.j, $3, 'queued', 'Queued by rule ' || u.r FROM unnest($1::text[], $2::text[]) AS u(j, r)
+         WHERE NOT EXISTS (SELECT 1 FROM ${this.s}.run_events e WHERE e.job_id = u.j AND e.state = 'queued')
+         RETURNING job_id`,
+        [jobIds, runs.map((r) => r.rule), rec.receivedAt],
+      )
+    ).rows;
+    return queued.map((q) => q.job_id);
   }
 
   /** Marks the run of a firing as seeing its alert resolve; returns the run the first time only. */
@@ -160,7 +194,7 @@ export class AuditStore {
          summary = $14, details = $15, error_reason = $16, error_message = $17, updated_at = now()`,
       [job.jobId, job.rule, job.action, job.target ?? null, job.alert.fingerprint, job.alert.labels.alertname ?? null,
         parseTime(job.alert.startsAt), job.groupKey, job.dryRun, r.state, r.attempt, r.at, final ? r.at : null,
-        r.summary, r.details ?? null, r.reason ?? null, r.error ?? null],
+        storable(r.summary), storableDeep(r.details) ?? null, r.reason ?? null, r.error === undefined ? null : storable(r.error)],
     );
     await this.addEvent(job.jobId, r.state, r.attempt, r.summary, r.details);
   }
@@ -168,7 +202,8 @@ export class AuditStore {
   async addEvent(jobId: string, state: string, attempt: number | null, message: string, details?: Record<string, unknown>, c?: PoolClient): Promise<void> {
     await (c ?? this.pool).query(
       `INSERT INTO ${this.s}.run_events (job_id, state, attempt, message, details) VALUES ($1,$2,$3,$4,$5)`,
-      [jobId, state, attempt, message, details ?? null],
+      // Messages and details carry what targets answered: keep them storable (core/text.ts).
+      [jobId, state, attempt, storable(message), storableDeep(details) ?? null],
     );
   }
 
@@ -218,7 +253,7 @@ export class AuditStore {
   }
 
   async runEvents(jobId: string): Promise<{ at: Date; state: string; attempt: number | null; message: string; details: unknown }[]> {
-    const { rows } = await this.pool.query(`SELECT at, state, attempt, message, details FROM ${this.s}.run_events WHERE job_id = $1 ORDER BY id`, [jobId]);
+    const { rows } = await this.pool.query(`SELECT at, state, attempt, message, details FROM ${this.s}.run_events WHERE job_id = $1 ORDER BY at, id`, [jobId]);
     return rows;
   }
 
@@ -232,4 +267,10 @@ export class AuditStore {
   private tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     return inTransaction(this.pool, fn);
   }
+}
+
+/** PostgreSQL refused the values themselves (SQLSTATE class 22, data exception; 54, too large). */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
 }

@@ -1,3 +1,4 @@
+import { storable, storableDeep } from '../core/text.js';
 import { api } from '@pagerduty/pdjs';
 import type { AuditStore } from '../audit/store.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -118,7 +119,8 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
       res = await fetch(eventsUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json', 'user-agent': 'remediator' },
-        body: JSON.stringify({ routing_key: key, ...body }),
+        // Summaries and details carry alert text and target answers: make them sendable (core/text.ts).
+        body: JSON.stringify({ routing_key: key, ...storableDeep(body) }),
         signal: signalFor(ctx),
       });
     } catch (err) {
@@ -176,7 +178,7 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
     const incidents = (found.data?.incidents ?? []) as { id: string; status?: string }[];
     const incident = incidents.find((i) => i.status !== 'resolved') ?? incidents[0];
     if (!incident) return { note: 'not added', why: 'no PagerDuty incident with this incident_key', dedup_key: dedupKey };
-    const res = await rest('POST', `/incidents/${encodeURIComponent(incident.id)}/notes`, ctx, { note: { content: noteContent(event) } });
+    const res = await rest('POST', `/incidents/${encodeURIComponent(incident.id)}/notes`, ctx, { note: { content: storable(noteContent(event)) } });
     return { status: res.status, note_id: res.data?.note?.id, incident_id: incident.id, dedup_key: dedupKey };
   }
 

@@ -41,6 +41,8 @@ import {
 } from '@slack/web-api';
 import type { AuditStore, RunRow, RunState } from '../audit/store.js';
 import { ident } from '../audit/migrate.js';
+import { withClient } from '../audit/tx.js';
+import { storableDeep } from '../core/text.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { RunEvent } from './events.js';
 import { renderReply, renderRoot, type RootView, type SlackBlock } from './slack-format.js';
@@ -153,7 +155,7 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
     // second pool connection while it holds one (with concurrency >= pool size that could stall every job).
     const run = (await c.query<RunRow>(`SELECT * FROM ${s}.runs WHERE job_id = $1`, [e.jobId])).rows[0];
     const view = rootView(e, run);
-    const body = renderRoot(view);
+    const body = storableDeep(renderRoot(view));
     return { body, state: `${view.state}${view.alertResolvedAt ? '+resolved' : ''}`, hash: createHash('sha256').update(JSON.stringify(body)).digest('hex') };
   }
 
@@ -192,7 +194,8 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
     const channelId = thread.channel_id ?? thread.channel;
     const rootTs = thread.root_ts;
 
-    const reply = renderReply(e, { late });
+    // Error messages and step details come from targets: make them sendable (src/core/text.ts).
+    const reply = storableDeep(renderReply(e, { late }));
     if (reply && !ev?.reply_ts) {
       const r = await call('chat.postMessage', () => o.client.chat.postMessage({
         channel: channelId, thread_ts: rootTs, text: reply.text, blocks: reply.blocks, reply_broadcast: reply.broadcast, unfurl_links: false, unfurl_media: false,
@@ -233,23 +236,22 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
           [e.jobId, e.seq, e.type],
         );
       }
-      const c = await o.pool.connect();
       const lockArgs = [`slack-thread:${o.schema}`, e.jobId];
-      let locked = false;
-      let broken: Error | undefined;
-      try {
-        locked = (await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', lockArgs)).rows[0]!.ok;
-        if (!locked) throw new NotifyNotYetError('another delivery for this run is in progress', 100 + Math.floor(Math.random() * 200));
-        const detail = await deliverLocked(c, e, channel);
-        ctx.log.debug('slack: delivered', { job: e.jobId, seq: e.seq, event: e.type });
-        return detail;
-      } finally {
-        if (locked) {
-          // A connection that cannot unlock is destroyed, which releases the lock with the session.
-          await c.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', lockArgs).catch((err: Error) => (broken = err));
+      return withClient(o.pool, async (c, discard) => {
+        let locked = false;
+        try {
+          locked = (await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', lockArgs)).rows[0]!.ok;
+          if (!locked) throw new NotifyNotYetError('another delivery for this run is in progress', 100 + Math.floor(Math.random() * 200));
+          const detail = await deliverLocked(c, e, channel);
+          ctx.log.debug('slack: delivered', { job: e.jobId, seq: e.seq, event: e.type });
+          return detail;
+        } finally {
+          if (locked) {
+            // A connection that cannot unlock is destroyed, which releases the lock with the session.
+            await c.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', lockArgs).catch(discard);
+          }
         }
-        c.release(broken);
-      }
+      });
     },
   };
 }

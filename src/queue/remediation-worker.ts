@@ -11,6 +11,7 @@ import type { JobSpec } from '../rules/table.js';
 import { PermanentError, reasonOf } from '../remediations/errors.js';
 import type { Registry } from '../remediations/registry.js';
 import type { RemediationDeps, RemediationResult } from '../remediations/types.js';
+import { untilStored } from '../audit/retry.js';
 import { QUEUES } from './queues.js';
 import { TargetLock } from './target-lock.js';
 
@@ -67,8 +68,11 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
       groupKey: spec.groupKey, receiver: spec.receiver, externalURL: spec.externalURL, dryRun: spec.dryRun, attempt,
       notify, at: new Date().toISOString(), ...extra,
     }, log);
+  // Audit writes wait out a PostgreSQL outage (delay, never a lost record nor a used attempt).
+  const stored = <T>(what: string, fn: () => Promise<T>) => untilStored(what, fn, { log, signal: o.shutdown });
   const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string } = {}) => {
-    await o.audit.runEnded(spec, { state, attempt, summary, at: o.deps.now(), ...extra });
+    const at = o.deps.now();
+    await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...extra }));
     await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
     log.info('run ended', { state, summary, reason: extra.reason });
   };
@@ -84,13 +88,13 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   // The same job id again after its run finished: BullMQ freed the id after the retention, or the
   // worker died between recording the outcome and completing the job. Never run it twice, and
   // keep the recorded outcome.
-  const previous = await o.audit.getRun(spec.jobId);
+  const previous = await stored('read run', () => o.audit.getRun(spec.jobId));
   if (previous && finalStates.includes(previous.state) && previous.attempts > 0 && job.attemptsMade === 0) {
-    await o.audit.addEvent(spec.jobId, 'skipped', attempt, `This firing was already handled (${previous.state}); not run again.`);
+    await stored('run event', () => o.audit.addEvent(spec.jobId, 'skipped', attempt, `This firing was already handled (${previous.state}); not run again.`));
     log.info('duplicate of a finished run, not run again', { state: previous.state });
     return;
   }
-  const earlier = await o.audit.findEarlierRun(spec);
+  const earlier = await stored('find earlier run', () => o.audit.findEarlierRun(spec));
   if (earlier) {
     await end('skipped', `Duplicate: this firing was already handled by run ${earlier.job_id} (${earlier.state}).`, { reason: 'duplicate' });
     return;
@@ -105,13 +109,14 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   }
   try {
     if (rule.spec.cooldown) {
-      const recent = await o.audit.recentRunOnTarget(spec, rule.spec.cooldown, o.deps.now());
+      const recent = await stored('cooldown check', () => o.audit.recentRunOnTarget(spec, rule.spec.cooldown!, o.deps.now()));
       if (recent) {
         await end('skipped', `Cooldown: rule ${spec.rule} already ran on ${spec.target ?? 'this target'} at ${recent.started_at?.toISOString()} (cooldown ${formatDuration(rule.spec.cooldown)}).`, { reason: 'cooldown' });
         return;
       }
     }
-    await o.audit.runStarted(spec, attempt, new Date(job.timestamp), o.deps.now());
+    const startedAt = o.deps.now();
+    await stored('run started', () => o.audit.runStarted(spec, attempt, new Date(job.timestamp), startedAt));
     await publish('running', `Attempt ${attempt} of ${maxAttempts} started${spec.dryRun ? ' (dry run)' : ''}.`);
     const result = await runRemediation(o, rule, spec, attempt, log, publish);
     const state: RunState = result.outcome;
@@ -119,7 +124,9 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   } catch (err) {
     if (o.shutdown?.aborted && !(err instanceof PermanentError)) {
       // Interrupted by our own shutdown: hand the job back without using up an attempt.
-      await o.audit.runEnded(spec, { state: 'retrying', attempt, summary: 'Interrupted by a worker shutdown; handed back to the queue.', reason: 'unavailable', at: o.deps.now() });
+      await o.audit
+        .runEnded(spec, { state: 'retrying', attempt, summary: 'Interrupted by a worker shutdown; handed back to the queue.', reason: 'unavailable', at: o.deps.now() })
+        .catch((e: Error) => log.warn('could not record the hand-back', { error: e.message }));
       await job.moveToDelayed(Date.now() + 1000, token);
       throw new DelayedError();
     }
@@ -131,7 +138,8 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     if (final) {
       await end('failed', `Failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${message}`, { reason, error: message, details });
     } else {
-      await o.audit.runEnded(spec, { state: 'retrying', attempt, summary: `Attempt ${attempt} failed: ${message}`, reason, error: message, details, at: o.deps.now() });
+      const at = o.deps.now();
+      await stored('run retrying', () => o.audit.runEnded(spec, { state: 'retrying', attempt, summary: `Attempt ${attempt} failed: ${message}`, reason, error: message, details, at }));
       await publish('retrying', `Attempt ${attempt} of ${maxAttempts} failed: ${message}. Retrying.`, { reason, details });
       log.warn('attempt failed, will retry', { reason, error: message });
     }
@@ -167,7 +175,12 @@ async function runRemediation(
   }
   const signals = [AbortSignal.timeout(rule.spec.timeout)];
   if (o.shutdown) signals.push(o.shutdown);
-  return remediation.run({
+  const signal = AbortSignal.any(signals);
+  // What earlier attempts of this run did to the target (steps marked `acted`), from the audit.
+  const acted = (await untilStored('read run history', () => o.audit.runEvents(spec.jobId), { log, signal: o.shutdown })).filter(
+    (e) => e.state === 'step' && (e.details as { acted?: unknown } | null)?.acted === true,
+  );
+  const result = await remediation.run({
     params: params.data,
     target,
     targetName: spec.target ?? '',
@@ -176,12 +189,29 @@ async function runRemediation(
     dryRun: spec.dryRun,
     runId: spec.jobId,
     attempt,
-    signal: AbortSignal.any(signals),
+    signal,
     log,
     deps: o.deps,
-    step: async (message, details) => {
-      await o.audit.addEvent(spec.jobId, 'step', attempt, message, details);
-      await publish('step', message, { details });
+    step: async (message, details, opts) => {
+      const d = opts?.acted ? { ...details, acted: true } : details;
+      await untilStored('run step', () => o.audit.addEvent(spec.jobId, 'step', attempt, message, d), { log, signal });
+      await publish('step', message, { details: d });
     },
   });
+  return truthful(result, acted);
+}
+
+/**
+ * A run cut off after it acted (its worker killed, an attempt that timed out) runs again and may
+ * find nothing left to do, because its own earlier action worked. Saying "skipped: nothing
+ * needed doing" would deny the action in the audit: report it as the earlier action's outcome.
+ */
+function truthful(result: RemediationResult, acted: { attempt: number | null; message: string }[]): RemediationResult {
+  if (result.outcome !== 'skipped' || acted.length === 0) return result;
+  const what = acted.map((a) => `${a.message}${a.attempt ? ` (attempt ${a.attempt})` : ''}`).join('; ');
+  return {
+    outcome: 'succeeded',
+    summary: `An earlier attempt of this run acted: ${what}. Checked again now: ${result.summary}`,
+    details: { ...result.details, earlier_actions: acted.map((a) => ({ attempt: a.attempt, message: a.message })) },
+  };
 }

@@ -1,12 +1,16 @@
 import { z } from 'zod';
+import { isRfc3339, storable, storableRecord } from '../core/text.js';
 
 /**
  * Alertmanager webhook payload, version 4 (notify/webhook/webhook.go). Tolerant: unknown keys
  * pass (newer Alertmanagers add notification_reason, routeLabels...); required fields and types
  * are checked so a broken sender gets a 400 naming the field.
  */
-const kv = z.record(z.string());
-const timestamp = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an RFC 3339 timestamp');
+// Strings are made storable here, the boundary: NUL and lone surrogates become U+FFFD, so matching,
+// templating, the audit, Slack and PagerDuty all see the same well-formed value (src/core/text.ts).
+const kv = z.record(z.string()).transform(storableRecord);
+const text = z.string().transform(storable);
+const timestamp = z.string().refine(isRfc3339, 'must be an RFC 3339 timestamp with a four-digit year');
 
 export const alertSchema = z
   .object({
@@ -14,8 +18,8 @@ export const alertSchema = z
     labels: kv,
     annotations: kv.default({}),
     startsAt: timestamp,
-    endsAt: z.string().default('0001-01-01T00:00:00Z'),
-    generatorURL: z.string().default(''),
+    endsAt: timestamp.default('0001-01-01T00:00:00Z'),
+    generatorURL: text.default(''),
     fingerprint: z.string().regex(/^[0-9a-f]{1,64}$/i, 'must be a hex fingerprint'),
   })
   .passthrough();
@@ -23,14 +27,14 @@ export const alertSchema = z
 export const webhookSchema = z
   .object({
     version: z.literal('4', { errorMap: () => ({ message: 'unsupported payload version: remediator accepts version "4"' }) }),
-    groupKey: z.string(),
+    groupKey: text,
     truncatedAlerts: z.number().int().min(0).default(0),
     status: z.enum(['firing', 'resolved']),
-    receiver: z.string(),
+    receiver: text,
     groupLabels: kv.default({}),
     commonLabels: kv.default({}),
     commonAnnotations: kv.default({}),
-    externalURL: z.string().default(''),
+    externalURL: text.default(''),
     alerts: z.array(alertSchema),
   })
   .passthrough();

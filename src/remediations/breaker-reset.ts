@@ -93,7 +93,7 @@ rules:
       };
     }
     await callEndpoint(ctx.target.reset, { ...http(ctx, ctx.target.request_timeout), defaultMethod: 'POST' });
-    await ctx.step(`Reset sent: ${describe(ctx.target.reset, 'POST')}`);
+    await ctx.step(`Reset sent: ${describe(ctx.target.reset, 'POST')}`, undefined, { acted: true });
 
     const deadline = Date.now() + ctx.params.verify_timeout;
     let after: unknown = before;

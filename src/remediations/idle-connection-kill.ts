@@ -262,7 +262,7 @@ async function kill(ctx: Ctx, q: Query) {
   }
   await ctx.step(`Sent terminate to ${signalled.length} backends on ${targetName}: ${signalled.map(describe).join('; ')}`, {
     terminated: summaryOf(signalled),
-  });
+  }, { acted: true });
 
   // Termination is asynchronous: poll until every signalled pid has left pg_stat_activity.
   const pids = signalled.map((b) => b.pid);

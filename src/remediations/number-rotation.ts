@@ -150,7 +150,7 @@ rules:
 
     const r = out.rotation;
     if (out.kind === 'rotated') {
-      await ctx.step(`Retired ${show(retiredOf(r))}: cooling until ${r.cooling_until.toISOString()} (${formatDuration(ctx.params.cooldown)}); promoted ${show(promotedOf(r))}`, details(r, 'pending'));
+      await ctx.step(`Retired ${show(retiredOf(r))}: cooling until ${r.cooling_until.toISOString()} (${formatDuration(ctx.params.cooldown)}); promoted ${show(promotedOf(r))}`, details(r, 'pending'), { acted: true });
     } else {
       await ctx.step(`This run already rotated ${show(retiredOf(r))} -> ${show(promotedOf(r))} on attempt ${r.attempt ?? '?'}: not rotating again`, details(r, hookState(r)));
     }

@@ -49,8 +49,13 @@ export interface RemediationContext<P, T> {
   signal: AbortSignal;
   log: Logger;
   deps: RemediationDeps;
-  /** Reports a step (goes to the audit and, with notifiers, to the Slack thread). */
-  step(message: string, details?: Record<string, unknown>): Promise<void>;
+  /**
+   * Reports a step (goes to the audit and, with notifiers, to the Slack thread). `acted: true` marks
+   * the step that changed the target (reset sent, backends terminated, rollout patched): a later
+   * attempt of the same run that finds nothing left to do then reports the earlier action's outcome,
+   * not "nothing needed doing".
+   */
+  step(message: string, details?: Record<string, unknown>, opts?: { acted?: boolean }): Promise<void>;
 }
 
 /**

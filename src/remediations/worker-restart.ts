@@ -237,7 +237,7 @@ rules:
         // Without this the client sends application/json-patch+json, which the API server rejects for this body.
         ['Content-Type', PatchStrategy.StrategicMergePatch],
       );
-      await ctx.step(`Restarted ${where}: ${RESTARTED_AT}=${restartedAt}`, { restartedAt, generation: patched.metadata?.generation });
+      await ctx.step(`Restarted ${where}: ${RESTARTED_AT}=${restartedAt}`, { restartedAt, generation: patched.metadata?.generation }, { acted: true });
     }
 
     const started = Date.now();

@@ -62,3 +62,33 @@ test('a worker killed mid-remediation: the job runs again on another worker and 
   assert.equal(breaker.state, 'closed');
   assert.equal(breaker.resets, 2, 'the second worker found the breaker still open and reset it again');
 });
+
+test('a worker killed after its reset worked: the re-run reports the earlier reset, not "no reset needed"', async () => {
+  await rescuer?.close();
+  rescuer = undefined;
+  const shared = {
+    PORT: '0', HOST: '127.0.0.1', RULES_DIR: receiver.rulesDir, REDIS_URL: receiver.config.REDIS_URL, DATABASE_URL: receiver.config.DATABASE_URL,
+    DATABASE_SCHEMA: receiver.config.DATABASE_SCHEMA, QUEUE_PREFIX: receiver.config.QUEUE_PREFIX, BREAKER_TOKEN: breaker.token, WORKER_LOCK_MS: '2000',
+  };
+  doomed = await startRemediator({ ...shared, REMEDIATOR_ROLE: 'worker' });
+  breaker.state = 'open';
+  breaker.resets = 0;
+  breaker.stuck = true;
+  const res = await postWebhook(receiver.url, firingWebhook('Open', 'dead000000000002'));
+  assert.equal(res.status, 200);
+  await eventually(async () => breaker.resets === 1, 'first worker reset the breaker');
+  await doomed.stop('SIGKILL');
+  breaker.state = 'closed'; // the reset took effect after the worker died
+
+  rescuer = await startTestService({ rules: rules(breaker), env: { ...shared, REMEDIATOR_ROLE: 'worker' }, keep: { schema: shared.DATABASE_SCHEMA, prefix: shared.QUEUE_PREFIX } });
+  const s = `"${shared.DATABASE_SCHEMA}"`;
+  const run = await eventually(
+    async () => (await receiver.pool.query(`SELECT * FROM ${s}.runs WHERE fingerprint = 'dead000000000002'`)).rows.find((r) => r.state !== 'running' && r.state !== 'queued'),
+    'the re-run ends',
+    30_000,
+  );
+  assert.equal(breaker.resets, 1, 'not reset twice');
+  assert.equal(run.state, 'succeeded');
+  assert.match(run.summary, /^An earlier attempt of this run acted: Reset sent: POST .*reset-circuit-breaker \(attempt 1\)\. Checked again now: Breaker on svc is already closed/);
+  assert.deepEqual(run.details.earlier_actions.map((a: { attempt: number }) => a.attempt), [1]);
+});
