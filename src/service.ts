@@ -96,7 +96,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     };
     ws.push(
       startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS }),
-      startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log }),
+      startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal }),
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
     );
     closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));

@@ -80,9 +80,9 @@ export class AuditStore {
         queued.push(...(await this.tx((c) => this.writeIngest(c, one))));
       } catch (err) {
         if (!isDataError(err)) throw err;
-        const why = `labels and annotations not stored: ${(err as Error).message}`;
+        const why = `labels, annotations and times not stored: ${(err as Error).message}`;
         const stripped = {
-          alert: { ...entry.alert, labels: { alertname: String(entry.alert.labels.alertname ?? '') }, annotations: {}, generatorURL: '' },
+          alert: { ...entry.alert, labels: { alertname: String(entry.alert.labels.alertname ?? '') }, annotations: {}, generatorURL: '', startsAt: '', endsAt: '' },
           decisions: entry.decisions.map((d) => ({ ...d, reason: d.reason ? `${d.reason}; ${why}` : why })),
         };
         queued.push(...(await this.tx((c) => this.writeIngest(c, { ...rec, alerts: [stripped] }))));
@@ -233,23 +233,36 @@ export class AuditStore {
     return rows[0];
   }
 
-  async listRuns(f: { rule?: string; state?: string; fingerprint?: string; limit: number; before?: Date }): Promise<RunRow[]> {
+  /**
+   * Runs newest first. Paging uses a cursor on (queued_at, job_id), unique per run: runs of one
+   * delivery share their queued_at, so a bare time would skip or repeat them. `next` is the cursor
+   * of the page after this one, when there may be one.
+   */
+  async listRuns(f: { rule?: string; state?: string; fingerprint?: string; limit: number; before?: Date; cursor?: RunCursor }): Promise<{ runs: RunRow[]; next?: string }> {
     const where: string[] = [];
     const args: unknown[] = [];
-    const add = (sql: string, v: unknown) => {
-      args.push(v);
-      where.push(sql.replace('?', `$${args.length}`));
+    const add = (sql: string, ...v: unknown[]) => {
+      let i = 0;
+      where.push(sql.replace(/\?/g, () => {
+        args.push(v[i++]);
+        return `$${args.length}`;
+      }));
     };
     if (f.rule) add('rule = ?', f.rule);
     if (f.state) add('state = ?', f.state);
     if (f.fingerprint) add('fingerprint = ?', f.fingerprint);
     if (f.before) add('queued_at < ?', f.before);
+    // Microseconds as an integer: a JavaScript Date would round PostgreSQL's timestamps to ms.
+    if (f.cursor) add(`(queued_at, job_id) < (timestamptz 'epoch' + ? * interval '1 microsecond', ?)`, f.cursor.us, f.cursor.jobId);
     args.push(f.limit);
-    const { rows } = await this.pool.query<RunRow>(
-      `SELECT * FROM ${this.s}.runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY queued_at DESC, job_id LIMIT $${args.length}`,
+    const { rows } = await this.pool.query<RunRow & { cursor_us: string }>(
+      `SELECT *, (EXTRACT(EPOCH FROM queued_at) * 1000000)::bigint::text AS cursor_us FROM ${this.s}.runs
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY queued_at DESC, job_id DESC LIMIT $${args.length}`,
       args,
     );
-    return rows;
+    const last = rows.at(-1);
+    const runs = rows.map(({ cursor_us: _, ...r }) => r as RunRow);
+    return { runs, next: rows.length === f.limit && last ? encodeCursor({ us: last.cursor_us, jobId: last.job_id }) : undefined };
   }
 
   async runEvents(jobId: string): Promise<{ at: Date; state: string; attempt: number | null; message: string; details: unknown }[]> {
@@ -273,4 +286,20 @@ export class AuditStore {
 function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
+}
+
+/** Where a page of runs ends: queued_at in microseconds since the epoch, and the job id. */
+export interface RunCursor {
+  us: string;
+  jobId: string;
+}
+
+export function encodeCursor(c: RunCursor): string {
+  return Buffer.from(`${c.us}|${c.jobId}`).toString('base64url');
+}
+
+/** The cursor, or undefined when it is not one of ours. */
+export function decodeCursor(s: string): RunCursor | undefined {
+  const m = /^(-?\d{1,20})\|(.{1,200})$/s.exec(Buffer.from(s, 'base64url').toString());
+  return m ? { us: m[1]!, jobId: m[2]! } : undefined;
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { EventSink } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
 import type { RuleTable } from '../rules/load.js';
+import { untilStored } from '../audit/retry.js';
 import { QUEUES } from './queues.js';
 
 /**
@@ -19,12 +20,16 @@ export function startIngestWorker(o: {
   sink: EventSink;
   table: () => RuleTable;
   log: Logger;
+  /** Aborted on shutdown: ends a wait for PostgreSQL (the job is retried later). */
+  shutdown?: AbortSignal;
 }): Worker {
   const worker = new Worker(
     QUEUES.ingest,
     async (job: Job<IngestRecord>) => {
       const rec = job.data;
-      const queued = new Set(await o.audit.recordIngest(rec));
+      // A PostgreSQL outage is waited out here (delay, not a used attempt); anything else fails the
+      // attempt loudly (see 'failed' below) and BullMQ retries it with backoff.
+      const queued = new Set(await untilStored('ingest', () => o.audit.recordIngest(rec), { log: o.log, signal: o.shutdown }));
       const notifyOf = (rule: string) => o.table().rules.find((r) => r.spec.name === rule)?.spec.notify ?? {};
       for (const { alert, decisions } of rec.alerts) {
         for (const d of decisions) {
@@ -36,7 +41,7 @@ export function startIngestWorker(o: {
             }, o.log);
           }
           if (d.decision === 'not_applicable' && alert.status === 'resolved' && d.jobId) {
-            const run = await o.audit.markAlertResolved(d.jobId, rec.receivedAt);
+            const run = await untilStored('alert resolved', () => o.audit.markAlertResolved(d.jobId!, rec.receivedAt), { log: o.log, signal: o.shutdown });
             if (run) {
               await publishSafely(o.sink, {
                 ...base, type: 'alert_resolved', jobId: run.job_id, rule: run.rule, action: run.action, target: run.target ?? undefined,
@@ -50,5 +55,14 @@ export function startIngestWorker(o: {
     { connection: o.connection, prefix: o.prefix, concurrency: 4 },
   );
   worker.on('error', (err) => o.log.error('ingest worker error', { error: err.message }));
+  // Never a silent retry loop: every failed attempt says which delivery, how many alerts, and why.
+  // /metrics counts them as remediator_queue_jobs{queue="ingest",state="delayed"|"failed"}.
+  worker.on('failed', (job, err) => {
+    if (!job) return;
+    const left = (job.opts.attempts ?? 1) - job.attemptsMade;
+    o.log.error(left > 0 ? 'audit ingest failed, will retry' : 'audit ingest failed for good: this delivery is not in the audit', {
+      job: job.id, groupKey: job.data.groupKey, receivedAt: job.data.receivedAt, alerts: job.data.alerts.length, attemptsMade: job.attemptsMade, attemptsLeft: left, error: err.message,
+    });
+  });
   return worker;
 }

@@ -1,6 +1,6 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import type { AuditStore } from '../audit/store.js';
+import { decodeCursor, type AuditStore } from '../audit/store.js';
 import { safeEqual } from './auth.js';
 
 const query = z
@@ -10,6 +10,8 @@ const query = z
     fingerprint: z.string().optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
     before: z.string().datetime({ offset: true }).optional(),
+    /** The `next` of the previous page. */
+    cursor: z.string().max(400).optional(),
   })
   .strict();
 
@@ -35,8 +37,13 @@ export function adminRouter(deps: { audit: AuditStore; adminToken?: string }): R
       res.status(400).json({ error: `${i.path.join('.') || 'query'}: ${i.message}` });
       return;
     }
-    const runs = await deps.audit.listRuns({ ...q.data, state: q.data.status, before: q.data.before ? new Date(q.data.before) : undefined });
-    res.json({ runs });
+    const cursor = q.data.cursor === undefined ? undefined : decodeCursor(q.data.cursor);
+    if (q.data.cursor !== undefined && !cursor) {
+      res.status(400).json({ error: 'cursor: not a cursor from a previous page (use its "next")' });
+      return;
+    }
+    const page = await deps.audit.listRuns({ ...q.data, state: q.data.status, before: q.data.before ? new Date(q.data.before) : undefined, cursor });
+    res.json(page.next ? page : { runs: page.runs });
   });
   router.get('/api/runs/:jobId', async (req, res) => {
     const run = await deps.audit.getRun(req.params.jobId);
