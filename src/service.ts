@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from './remediations/kube.js';
 import { createApp } from './app.js';
+import { listen } from './http-server.js';
 import { AuditStore } from './audit/store.js';
 import { migrate } from './audit/migrate.js';
 import type { Config } from './config.js';
@@ -125,11 +126,10 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
       schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues,
     });
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-      s.once('error', reject);
+    server = await listen(app, {
+      port: config.PORT, host: config.HOST,
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     });
-    server.keepAliveTimeout = 65_000;
     const addr = server.address() as AddressInfo;
     url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   }
