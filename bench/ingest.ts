@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SELF = fileURLToPath(import.meta.url);
-const PAYLOAD_FILE = '/work/shared/reference/alertmanager/01-firing-2alerts.json';
+const PAYLOAD_FILE = join(ROOT, 'test/fixtures/alertmanager/01-firing-2alerts.json');
 const TOKEN = 'bench-webhook-token';
 const WEBHOOK_PATH = '/webhooks/alertmanager';
 

@@ -7,6 +7,7 @@ import type { AuditStore } from './audit/store.js';
 import type { Pool } from 'pg';
 import type { Queue } from 'bullmq';
 import { metricsRouter, type Counters } from './receivers/metrics.js';
+import type { Persistence } from './queue/redis-persistence.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
@@ -15,6 +16,8 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   /** Every queue, for their depths in /metrics. */
   queues: () => Queue[];
   counters: Counters;
+  /** Redis persistence as last checked, for /metrics. */
+  persistence?: () => Persistence | undefined;
   adminToken?: string;
   log: Logger;
 }

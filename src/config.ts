@@ -22,6 +22,8 @@ const envSchema = z.object({
   DRY_RUN: bool.default('false'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   REMEDIATOR_ROLE: z.enum(['all', 'receiver', 'worker']).default('all'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   SHUTDOWN_GRACE: z.coerce.number().int().min(0).default(25_000),
@@ -58,6 +60,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       return `${name}: ${i.message}${secret.has(name) ? '' : ` (got ${JSON.stringify(input[name])})`}`;
     });
     throw new ConfigError(`invalid environment:\n  ${lines.join('\n  ')}`);
+  }
+  // Node refuses a headers timeout longer than the whole-request timeout.
+  if (res.data.HTTP_HEADERS_TIMEOUT_MS > res.data.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(`invalid environment:\n  HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS (got ${res.data.HTTP_HEADERS_TIMEOUT_MS} > ${res.data.HTTP_REQUEST_TIMEOUT_MS})`);
   }
   return res.data;
 }

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from './remediations/kube.js';
 import { createApp } from './app.js';
+import { listen } from './http-server.js';
 import { AuditStore } from './audit/store.js';
 import { migrate } from './audit/migrate.js';
 import type { Config } from './config.js';
@@ -18,6 +19,7 @@ import { startIngestWorker } from './queue/ingest-worker.js';
 import { startNotificationWorker } from './queue/notification-worker.js';
 import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues.js';
 import { startRemediationWorker } from './queue/remediation-worker.js';
+import { watchPersistence } from './queue/redis-persistence.js';
 import { receiverCounters } from './receivers/metrics.js';
 import { buildRegistry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
@@ -70,6 +72,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   await withDeadline(Promise.all([remediationsQueue.waitUntilReady(), plainReady]), 5000, 'connecting').catch(() =>
     log.warn('redis is not reachable yet: webhooks get 503 until it is', { redis: redactUrl(config.REDIS_URL) }),
   );
+  // Accepted alerts live only in Redis until a worker runs them: say loudly if a restart loses them.
+  const persistence = watchPersistence(plain, log.child({ redis: redactUrl(config.REDIS_URL) }));
+  if (plain.status === 'ready') await persistence.check();
 
   let server: Server | undefined;
   let url: string | undefined;
@@ -123,13 +128,12 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix,
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
-      schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues,
+      schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues, persistence: persistence.current,
     });
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-      s.once('error', reject);
+    server = await listen(app, {
+      port: config.PORT, host: config.HOST,
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     });
-    server.keepAliveTimeout = 65_000;
     const addr = server.address() as AddressInfo;
     url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   }

@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Request, type Response, type Router } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { IngestRecord } from '../audit/store.js';
@@ -8,6 +8,7 @@ import { decide, type JobSpec } from '../rules/table.js';
 import type { AlertInfo } from '../remediations/types.js';
 import { KEEP_FINISHED_SECONDS } from '../queue/queues.js';
 import { checkAuthorization } from './auth.js';
+import { answerAndClose, bodyErrors, bodyLimit } from './http-edge.js';
 import type { Counters } from './metrics.js';
 import { webhookSchema } from './payload.js';
 
@@ -42,9 +43,15 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
       const counters = deps.counters;
       if (counters) res.once('finish', () => counters.inc('remediator_webhook_requests_total', { code: String(res.statusCode) }));
       if (!checkAuthorization(req.headers.authorization, deps.auth)) {
-        res.status(401).set('WWW-Authenticate', deps.auth.token ? 'Bearer' : 'Basic realm="remediator"').json({ error: 'missing or wrong credentials' });
+        res.set('WWW-Authenticate', deps.auth.token ? 'Bearer' : 'Basic realm="remediator"');
+        answerAndClose(res, 401, { error: 'missing or wrong credentials' });
         return;
       }
+      next();
+    },
+    // Size before type: a declared oversized body is refused before anything waits on it.
+    bodyLimit(deps.maxBytes),
+    (req, res, next) => {
       if (!req.is('application/json') && !req.is('+json')) {
         res.status(415).json({ error: `unsupported content type ${JSON.stringify(req.headers['content-type'] ?? '')}: send application/json` });
         return;
@@ -53,6 +60,8 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
     },
     express.json({ limit: deps.maxBytes, strict: true }),
     async (req: Request, res: Response) => {
+      // A chunked body that passed the limit on the wire but not once decoded: already answered 413.
+      if (res.headersSent) return;
       const parsed = webhookSchema.safeParse(req.body);
       if (!parsed.success) {
         const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
@@ -143,13 +152,7 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
       }
     },
   );
-  // Body-parser errors: malformed JSON 400, too large 413, bad encoding 415.
-  router.use((err: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
-    if (err.type === 'entity.too.large') res.status(413).json({ error: `payload larger than ${deps.maxBytes} bytes` });
-    else if (err.type === 'entity.parse.failed') res.status(400).json({ error: `malformed JSON: ${err.message}` });
-    else if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') res.status(415).json({ error: err.message });
-    else next(err);
-  });
+  router.use(bodyErrors(deps.maxBytes));
   return router;
 }
 

@@ -3,6 +3,7 @@ import type { Queue } from 'bullmq';
 import type { Pool } from 'pg';
 import { ident } from '../audit/migrate.js';
 import { withDeadline } from '../queue/queues.js';
+import type { Persistence } from '../queue/redis-persistence.js';
 
 /** Counters of this process, in Prometheus' text format (no client library needed for a handful). */
 export class Counters {
@@ -43,10 +44,16 @@ function labelText(labels: Record<string, string>): string {
  * and the remediation runs of the last 24 hours by action, state and reason (shared, from the
  * audit). Labels hold names and states only, never alert labels or secrets.
  */
-export function metricsRouter(deps: { counters: Counters; queues: () => Queue[]; pool: Pool; schema: string }): Router {
+export function metricsRouter(deps: { counters: Counters; queues: () => Queue[]; pool: Pool; schema: string; persistence?: () => Persistence | undefined }): Router {
   const router = express.Router();
   router.get('/metrics', async (_req, res) => {
     const lines = deps.counters.render();
+    lines.push(
+      '# HELP remediator_redis_persistence Redis persistence as last checked at start or reconnect (CONFIG GET appendonly, save): 1 on, 0 off. No series when Redis refused CONFIG.',
+      '# TYPE remediator_redis_persistence gauge',
+    );
+    const p = deps.persistence?.();
+    if (p) lines.push(`remediator_redis_persistence{mode="aof"} ${Number(p.aof)}`, `remediator_redis_persistence{mode="rdb"} ${Number(p.rdb)}`);
     lines.push('# HELP remediator_queue_jobs Jobs in each queue by state.', '# TYPE remediator_queue_jobs gauge');
     let up = 1;
     try {

@@ -66,9 +66,12 @@ export async function startRemediator(env: Record<string, string>, args: string[
   return { ...c, url };
 }
 
-/** A private redis-server on its own port (for tests that stop Redis). */
-export async function startRedis(port: number): Promise<Child> {
-  return startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+/**
+ * A private redis-server on its own port (for tests that stop or reconfigure Redis). `args`
+ * replace the default persistence settings (none); give `--dir` when they turn any on.
+ */
+export async function startRedis(port: number, args: string[] = ['--save', '', '--appendonly', 'no']): Promise<Child> {
+  return startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...args], {
     ready: /Ready to accept connections/,
   });
 }

@@ -30,12 +30,12 @@ test('rules check passes on the shipped rules and names file, rule and field on 
 });
 
 test('rules test explains matches, the job each would enqueue, and every non-match', async () => {
-  const r = await cli(['rules', 'test', '../shared/reference/alertmanager/06-prometheus-firing.json', '--dir', 'test/fixtures/rules-test']);
+  const r = await cli(['rules', 'test', 'test/fixtures/alertmanager/06-prometheus-firing.json', '--dir', 'test/fixtures/rules-test']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /alert LabAlwaysFiring [0-9a-f]+ \(firing\)/);
   assert.match(r.stdout, /MATCH always-notify: would enqueue notify params=\{"instructions":"checkout in shop"\}/);
   assert.match(r.stdout, /no match only-prod: env="prod" failed: label env is missing/);
-  const json = await cli(['rules', 'test', '../shared/reference/alertmanager/06-prometheus-firing.json', '--dir', 'test/fixtures/rules-test', '--json']);
+  const json = await cli(['rules', 'test', 'test/fixtures/alertmanager/06-prometheus-firing.json', '--dir', 'test/fixtures/rules-test', '--json']);
   const report = JSON.parse(json.stdout);
   assert.equal(report[0].decisions[0].kind, 'enqueue');
   assert.deepEqual(report[0].decisions[0].job.params, { instructions: 'checkout in shop' });

@@ -6,7 +6,7 @@ import { FakeBreaker } from '../fakes/breaker.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { freePort, startRedis, startRemediator, type Child } from '../helpers/process.js';
 
-const refDir = join(import.meta.dirname, '../../../shared/reference/alertmanager');
+const refDir = join(import.meta.dirname, '../fixtures/alertmanager');
 const payload = (name: string) => JSON.parse(readFileSync(join(refDir, name), 'utf8'));
 const auth = { authorization: 'Bearer test-webhook-token' };
 

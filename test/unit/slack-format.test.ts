@@ -5,7 +5,7 @@ import type { RunEvent } from '../../src/notifiers/events.js';
 import { alertmanagerUrl, formatDetails, importantLabels, renderReply, renderRoot, stateLabel, type RootView, type SlackBlock } from '../../src/notifiers/slack-format.js';
 import type { AlertInfo } from '../../src/remediations/types.js';
 
-// The two alerts of a real Alertmanager 0.25 payload (shared/reference/alertmanager/01-firing-2alerts.json).
+// The two alerts of a real Alertmanager 0.25 payload (test/fixtures/alertmanager/01-firing-2alerts.json).
 const base = {
   status: 'firing' as const, startsAt: '2026-11-22T07:39:57Z', endsAt: '0001-01-01T00:00:00Z', generatorURL: 'http://prometheus.local/graph?g0.expr=rate',
   labels: { alertname: 'HighErrorRate', deployment: 'checkout', instance: '10.0.0.1:8080', namespace: 'shop', remediation: 'rollout-restart', severity: 'critical' },
