@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +9,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from './remediations/kube.js';
 import { createApp } from './app.js';
 import { listen } from './http-server.js';
+import { DeadlineError } from './core/deadline.js';
 import { AuditStore } from './audit/store.js';
 import { migrate } from './audit/migrate.js';
 import type { Config } from './config.js';
@@ -21,7 +23,7 @@ import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues
 import { startRemediationWorker } from './queue/remediation-worker.js';
 import { watchPersistence } from './queue/redis-persistence.js';
 import { receiverCounters } from './receivers/metrics.js';
-import { buildRegistry } from './remediations/registry.js';
+import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
 import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
@@ -39,9 +41,9 @@ export interface Service {
  * The composition root: builds every real client from the config, starts what the role asks
  * for (receiver, workers, or both) and returns a handle to stop it in order.
  */
-export async function startService(config: Config, opts: { env: NodeJS.ProcessEnv; log: Logger; watchRules?: boolean }): Promise<Service> {
+export async function startService(config: Config, opts: { env: NodeJS.ProcessEnv; log: Logger; watchRules?: boolean; registry?: Registry }): Promise<Service> {
   const { log, env } = opts;
-  const registry = buildRegistry();
+  const registry = opts.registry ?? buildRegistry();
   let table = await loadRules(config.RULES_DIR, registry);
   const receiver = config.REMEDIATOR_ROLE !== 'worker';
   const workers = config.REMEDIATOR_ROLE !== 'receiver';
@@ -79,6 +81,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   let server: Server | undefined;
   let url: string | undefined;
   const shutdown = new AbortController();
+  // Every running remediation follows it with one listener (removed when the run ends).
+  setMaxListeners(config.WORKER_CONCURRENCY + 10, shutdown.signal);
 
   if (workers) {
     const notifiers = buildNotifiers(config, { audit, pool, schema: config.DATABASE_SCHEMA, env, log });
@@ -172,7 +176,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
         });
       }
       // Workers finish their running jobs; after the grace period those are aborted and retried later.
-      const grace = setTimeout(() => shutdown.abort(new Error('shutting down')), config.SHUTDOWN_GRACE);
+      // The reason names the deadline, so interrupted runs say "shutdown grace period of 30s reached".
+      const grace = setTimeout(() => shutdown.abort(new DeadlineError('shutdown grace period', config.SHUTDOWN_GRACE)), config.SHUTDOWN_GRACE);
       await Promise.all(ws.map((w) => w.close()));
       clearTimeout(grace);
       await Promise.all(closers.map((c) => c()));

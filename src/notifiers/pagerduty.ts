@@ -1,6 +1,7 @@
 import { storable, storableDeep } from '../core/text.js';
 import { api } from '@pagerduty/pdjs';
 import type { AuditStore } from '../audit/store.js';
+import { abortMessage, deadline } from '../core/deadline.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { RunEvent } from './events.js';
 import {
@@ -92,7 +93,8 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
   const redact = (text: string, ...secrets: (string | undefined)[]) =>
     secrets.reduce<string>((t, s) => (s && s.length >= 4 ? t.split(s).join('[redacted]') : t), text);
 
-  const signalFor = (ctx: DeliveryContext) => AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]);
+  /** The per-request timeout inside the delivery's own deadline (ctx.signal); dispose it in a finally. */
+  const requestDeadline = (ctx: DeliveryContext) => deadline('request timeout', timeoutMs, [ctx.signal]);
 
   /** Maps an HTTP failure to the notifier error taxonomy (see ./types.ts). */
   const failure = (what: string, status: number, message: string, headers: { get(n: string): string | null }, detail: Record<string, unknown>): Error => {
@@ -103,10 +105,10 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
     return new Error(text);
   };
 
-  const networkError = (what: string, err: unknown, ctx: DeliveryContext): Error => {
+  /** A request that got no answer; an abort names the deadline that fired (this request's or the delivery's). */
+  const networkError = (what: string, err: unknown, signal: AbortSignal): Error => {
+    if (signal.aborted) return new Error(`${what}: ${abortMessage(signal.reason)}`);
     const e = err as Error;
-    if (e.name === 'TimeoutError' || (e.name === 'AbortError' && !ctx.signal.aborted)) return new Error(`${what}: no answer within ${timeoutMs} ms`);
-    if (e.name === 'AbortError') return new Error(`${what}: aborted`);
     const cause = (e.cause as { code?: string } | undefined)?.code;
     return new Error(`${what}: ${cause ?? e.message}`);
   };
@@ -114,19 +116,23 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
   /** POST /v2/enqueue. https://developer.pagerduty.com/docs/events-api-v2/overview/ (202 / 400 / 429 / 5xx). */
   async function enqueue(body: EnqueueBody, key: string, ctx: DeliveryContext): Promise<Record<string, unknown>> {
     const what = `PagerDuty Events API (${body.event_action})`;
+    const request = requestDeadline(ctx);
     let res: Response;
+    let text: string;
     try {
       res = await fetch(eventsUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json', 'user-agent': 'remediator' },
         // Summaries and details carry alert text and target answers: make them sendable (core/text.ts).
         body: JSON.stringify({ routing_key: key, ...storableDeep(body) }),
-        signal: signalFor(ctx),
+        signal: request.signal,
       });
+      text = await res.text().catch(() => '');
     } catch (err) {
-      throw networkError(what, err, ctx);
+      throw networkError(what, err, request.signal);
+    } finally {
+      request.dispose();
     }
-    const text = await res.text().catch(() => '');
     let data: { status?: string; message?: string; dedup_key?: string; errors?: unknown } = {};
     try {
       data = JSON.parse(text) as typeof data;
@@ -146,6 +152,7 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
   async function rest(method: 'GET' | 'POST', path: string, ctx: DeliveryContext, data?: object): Promise<{ status: number; data: any }> {
     const what = `PagerDuty REST API (${method} ${path.split('?')[0]})`;
     let res: { status: number; data?: any; headers: { get(n: string): string | null } };
+    const request = requestDeadline(ctx);
     try {
       res = await api({
         url: `${apiUrl}${path}`,
@@ -154,7 +161,7 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
         tokenType: 'token', // Authorization: Token token=...
         headers: { From: opts.from ?? '' },
         data,
-        signal: signalFor(ctx),
+        signal: request.signal,
         requestTimeout: 0, // pdjs's timer never aborts, and keeps the process alive: our signal times out instead
         retryTimeout: 1000, // pdjs retries a 429 itself (3 times); keep those waits short
       });
@@ -164,7 +171,9 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
         const r = err as Response;
         throw failure(what, r.status, r.ok ? 'response is not JSON' : '', r.headers, {});
       }
-      throw networkError(what, err, ctx);
+      throw networkError(what, err, request.signal);
+    } finally {
+      request.dispose();
     }
     if (res.status >= 200 && res.status < 300) return { status: res.status, data: res.data };
     const e = res.data?.error as { message?: string; errors?: unknown[] } | undefined;

@@ -1,11 +1,15 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AuditStore } from '../audit/store.js';
+import { deadline } from '../core/deadline.js';
 import type { Logger } from '../log.js';
 import type { RunEvent } from '../notifiers/events.js';
 import { notifyBackoff } from '../notifiers/sink.js';
 import { NotifyNotYetError, NotifyPermanentError, NotifyRetryAfterError, type Notifier } from '../notifiers/types.js';
 import { QUEUES } from './queues.js';
+
+/** One delivery (all its requests, and the waits between them) is aborted after this. */
+const DELIVERY_TIMEOUT_MS = 60_000;
 
 /**
  * Runs one notifier's queue. Permanent failures are recorded and not retried; rate limits and
@@ -30,10 +34,9 @@ export function startNotificationWorker(opts: {
       const event = job.data;
       const attempt = job.attemptsMade + 1;
       const base = { jobId: event.jobId, notifier: notifier.name, eventType: event.type, seq: event.seq, attempt };
-      const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(), 60_000);
+      const delivery = deadline('delivery timeout', DELIVERY_TIMEOUT_MS);
       try {
-        const detail = (await notifier.deliver(event, { attempt, log, signal: ac.signal })) ?? undefined;
+        const detail = (await notifier.deliver(event, { attempt, log, signal: delivery.signal })) ?? undefined;
         await audit.recordNotification({ ...base, state: 'sent', detail });
       } catch (err) {
         if (err instanceof NotifyRetryAfterError || err instanceof NotifyNotYetError) {
@@ -55,7 +58,7 @@ export function startNotificationWorker(opts: {
         if (err instanceof NotifyPermanentError) throw new UnrecoverableError(message);
         throw err;
       } finally {
-        clearTimeout(timer);
+        delivery.dispose();
       }
     },
     {

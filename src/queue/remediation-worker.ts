@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
@@ -8,12 +9,16 @@ import { publishSafely } from '../notifiers/sink.js';
 import { formatDuration } from '../rules/duration.js';
 import type { CompiledRule, RuleTable } from '../rules/load.js';
 import type { JobSpec } from '../rules/table.js';
-import { PermanentError, reasonOf } from '../remediations/errors.js';
+import { abortMessage, deadline, DeadlineError } from '../core/deadline.js';
+import { PermanentError, reasonOf, TransientError } from '../remediations/errors.js';
 import type { Registry } from '../remediations/registry.js';
 import type { RemediationDeps, RemediationResult } from '../remediations/types.js';
 import { untilStored } from '../audit/retry.js';
 import { QUEUES } from './queues.js';
 import { TargetLock } from './target-lock.js';
+
+/** How long a remediation gets to unwind after its deadline before it is left running on its own. */
+const UNWIND_MS = 1000;
 
 export interface RemediationWorkerOptions {
   connection: Redis;
@@ -107,6 +112,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     await job.moveToDelayed(Date.now() + 2000 + Math.floor(Math.random() * 1000), token);
     throw new DelayedError();
   }
+  let abandoned: Promise<unknown> | undefined;
   try {
     if (rule.spec.cooldown) {
       const recent = await stored('cooldown check', () => o.audit.recentRunOnTarget(spec, rule.spec.cooldown!, o.deps.now()));
@@ -118,7 +124,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     const startedAt = o.deps.now();
     await stored('run started', () => o.audit.runStarted(spec, attempt, new Date(job.timestamp), startedAt));
     await publish('running', `Attempt ${attempt} of ${maxAttempts} started${spec.dryRun ? ' (dry run)' : ''}.`);
-    const result = await runRemediation(o, rule, spec, attempt, log, publish);
+    const result = await runRemediation(o, rule, spec, attempt, log, publish, (p) => (abandoned = p));
     const state: RunState = result.outcome;
     await end(state, result.summary, { details: result.details });
   } catch (err) {
@@ -146,7 +152,16 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     if (permanent) throw new UnrecoverableError(message);
     throw err;
   } finally {
-    await lock.release(lockKey, spec.jobId).catch((e: Error) => log.warn('could not release target lock', { error: e.message }));
+    const release = (owner: string) => lock.release(lockKey, owner).catch((e: Error) => log.warn('could not release target lock', { error: e.message }));
+    if (abandoned) {
+      // A remediation left running past its deadline keeps the target until it ends (or the lock's
+      // TTL passes), under an owner that this job's own retry does not match.
+      const owner = `${spec.jobId}:abandoned:${attempt}`;
+      const kept = await lock.handOver(lockKey, spec.jobId, owner).catch((e: Error) => (log.warn('could not hand the target lock over', { error: e.message }), false));
+      void abandoned.then(() => (kept ? release(owner) : undefined));
+    } else {
+      await release(spec.jobId);
+    }
   }
 }
 
@@ -157,6 +172,7 @@ async function runRemediation(
   attempt: number,
   log: Logger,
   publish: (type: RunEvent['type'], message: string, extra?: Partial<RunEvent>) => Promise<void>,
+  onAbandoned: (stillRunning: Promise<unknown>) => void,
 ): Promise<RemediationResult> {
   const remediation = o.registry.get(spec.action);
   if (!remediation) throw new PermanentError('bad_params', `action ${spec.action} is not registered`);
@@ -173,14 +189,14 @@ async function runRemediation(
     const i = params.error.issues[0]!;
     throw new PermanentError('bad_params', `params.${i.path.join('.')}: ${i.message}`);
   }
-  const signals = [AbortSignal.timeout(rule.spec.timeout)];
-  if (o.shutdown) signals.push(o.shutdown);
-  const signal = AbortSignal.any(signals);
   // What earlier attempts of this run did to the target (steps marked `acted`), from the audit.
   const acted = (await untilStored('read run history', () => o.audit.runEvents(spec.jobId), { log, signal: o.shutdown })).filter(
     (e) => e.state === 'step' && (e.details as { acted?: unknown } | null)?.acted === true,
   );
-  const result = await remediation.run({
+  // The rule's timeout bounds the whole run, shutdown included; the race below frees this worker
+  // slot at the deadline even when a remediation ignores its signal.
+  const run = deadline('rule timeout', rule.spec.timeout, [o.shutdown]);
+  const work = remediation.run({
     params: params.data,
     target,
     targetName: spec.target ?? '',
@@ -189,16 +205,40 @@ async function runRemediation(
     dryRun: spec.dryRun,
     runId: spec.jobId,
     attempt,
-    signal,
+    signal: run.signal,
     log,
     deps: o.deps,
     step: async (message, details, opts) => {
       const d = opts?.acted ? { ...details, acted: true } : details;
-      await untilStored('run step', () => o.audit.addEvent(spec.jobId, 'step', attempt, message, d), { log, signal });
+      await untilStored('run step', () => o.audit.addEvent(spec.jobId, 'step', attempt, message, d), { log, signal: run.signal });
       await publish('step', message, { details: d });
     },
   });
-  return truthful(result, acted);
+  const outcome = work.then(
+    (value): Outcome => ({ ok: true, value }),
+    (error: unknown): Outcome => ({ ok: false, error }),
+  );
+  try {
+    return truthful(await run.race(work), acted);
+  } catch (err) {
+    if (!run.signal.aborted) throw err;
+    // A remediation that honours its signal unwinds within moments, and says what it was doing.
+    const late = await Promise.race([outcome, sleep(UNWIND_MS, undefined, { ref: false })]);
+    if (late?.ok) return truthful(late.value, acted); // it finished as the deadline fired: that is its outcome
+    if (!late) {
+      // It ignores its signal: the slot is freed anyway; the target lock stays with it (up to the lock's TTL).
+      log.warn('remediation still running after its deadline; worker slot freed, target lock kept until it ends', { deadline: abortMessage(run.signal.reason) });
+      onAbandoned(outcome);
+      void outcome.then((ended) => log.warn('abandoned remediation ended', ended.ok ? { outcome: ended.value.outcome, summary: ended.value.summary } : { error: (ended.error as Error)?.message }));
+    }
+    const reason = run.signal.reason;
+    if (!(reason instanceof DeadlineError)) throw late ? late.error : err;
+    // Name the deadline that fired; keep the remediation's own words when they already do (they say which request it cut).
+    const said = late?.error instanceof Error && late.error.message.includes(reason.message) ? late.error.message : undefined;
+    throw new TransientError('timeout', said ?? (late ? reason.message : `${reason.message}; the remediation did not stop and was left running`), { deadline: reason.which, ms: reason.ms });
+  } finally {
+    run.dispose();
+  }
 }
 
 /**
@@ -215,3 +255,5 @@ function truthful(result: RemediationResult, acted: { attempt: number | null; me
     details: { ...result.details, earlier_actions: acted.map((a) => ({ attempt: a.attempt, message: a.message })) },
   };
 }
+
+type Outcome = { ok: true; value: RemediationResult } | { ok: false; error: unknown };

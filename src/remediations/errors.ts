@@ -1,3 +1,5 @@
+import { DeadlineError } from '../core/deadline.js';
+
 /**
  * The error taxonomy. A remediation throws a PermanentError when retrying cannot help
  * (target not declared, forbidden, 4xx, bad params, nothing left to do it with); anything
@@ -42,7 +44,8 @@ export class TransientError extends Error {
 /** The audit reason of any thrown value. */
 export function reasonOf(err: unknown): FailureReason {
   if (err instanceof PermanentError || err instanceof TransientError) return err.reason;
-  // AbortSignal.timeout (the rule's timeout) rejects with a TimeoutError DOMException.
+  // A deadline that fired (src/core/deadline.ts), or an abort / timeout from a library's own timer.
+  if (err instanceof DeadlineError) return 'timeout';
   if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return 'timeout';
   return 'error';
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { abortMessage, deadline } from '../core/deadline.js';
 import { envName } from '../rules/schema.js';
 import { PermanentError, TransientError } from './errors.js';
 
@@ -43,22 +44,40 @@ export async function callEndpoint(
   const payload = opts.body ?? ep.body;
   if (payload !== undefined) headers['content-type'] = 'application/json';
   const what = `${method} ${ep.url}`;
-  let res: Response;
+  // The per-request timeout, inside the run's own deadline (opts.signal): whichever fires first
+  // names itself in the message.
+  const request = deadline('request timeout', opts.timeoutMs, [opts.signal]);
   try {
-    res = await opts.fetch(ep.url, {
-      method,
-      headers,
-      body: payload === undefined ? undefined : JSON.stringify(payload),
-      signal: AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs)]),
-    });
-  } catch (err) {
-    const e = err as Error;
-    if (e.name === 'TimeoutError') throw new TransientError('timeout', `${what}: no answer within ${opts.timeoutMs} ms`);
-    if (e.name === 'AbortError') throw new TransientError('timeout', `${what}: aborted`);
-    const cause = (e.cause as { code?: string; message?: string } | undefined) ?? {};
-    throw new TransientError('unavailable', `${what}: ${cause.code ?? cause.message ?? e.message}`);
+    let res: Response;
+    try {
+      res = await opts.fetch(ep.url, {
+        method,
+        headers,
+        body: payload === undefined ? undefined : JSON.stringify(payload),
+        signal: request.signal,
+      });
+    } catch (err) {
+      if (request.signal.aborted) throw new TransientError('timeout', `${what}: ${abortMessage(request.signal.reason)}`);
+      const e = err as Error;
+      const cause = (e.cause as { code?: string; message?: string } | undefined) ?? {};
+      throw new TransientError('unavailable', `${what}: ${cause.code ?? cause.message ?? e.message}`);
+    }
+    // The body is read under the same deadline: a server can send headers and then stall.
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      if (request.signal.aborted) throw new TransientError('timeout', `${what}: ${abortMessage(request.signal.reason)} (reading the response)`);
+      throw new TransientError('unavailable', `${what}: reading the response: ${(err as Error).message}`);
+    }
+    return answer(what, res.status, res.ok, text);
+  } finally {
+    request.dispose();
   }
-  const text = await res.text();
+}
+
+/** Applies the taxonomy to an answer that arrived. */
+function answer(what: string, status: number, ok: boolean, text: string): HttpResult {
   let body: unknown = text;
   if (text !== '') {
     try {
@@ -67,12 +86,12 @@ export async function callEndpoint(
       /* not JSON: keep the text */
     }
   }
-  if (res.ok) return { status: res.status, body };
-  const msg = `${what}: HTTP ${res.status}`;
-  if (res.status === 429 || res.status >= 500) throw new TransientError('unavailable', msg, { status: res.status });
-  if (res.status === 401 || res.status === 403) throw new PermanentError('forbidden', msg, { status: res.status });
-  if (res.status === 404) throw new PermanentError('not_found', msg, { status: res.status });
-  throw new PermanentError('bad_request', msg, { status: res.status });
+  if (ok) return { status, body };
+  const msg = `${what}: HTTP ${status}`;
+  if (status === 429 || status >= 500) throw new TransientError('unavailable', msg, { status });
+  if (status === 401 || status === 403) throw new PermanentError('forbidden', msg, { status });
+  if (status === 404) throw new PermanentError('not_found', msg, { status });
+  throw new PermanentError('bad_request', msg, { status });
 }
 
 /** Reads a dot-separated path ("state", "breaker.state") out of a JSON body. */

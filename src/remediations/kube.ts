@@ -83,13 +83,14 @@ export function withContext(kc: KubeConfig, name: string): KubeConfig {
 }
 
 /**
- * Request options that abort the request when `signal` aborts or after `timeoutMs` (client-node
- * has no request timeout of its own). Pass the result to setHeaderOptions to add headers.
+ * Request options that abort the request when `signal` aborts (client-node has no request
+ * timeout of its own: pass a deadline's signal, see src/core/deadline.ts). Pass the result to
+ * setHeaderOptions to add headers.
  */
-export function abortable(signal: AbortSignal, timeoutMs: number): ConfigurationOptions<ObservableMiddleware> {
+export function abortable(signal: AbortSignal): ConfigurationOptions<ObservableMiddleware> {
   const middleware: ObservableMiddleware = {
     pre: (req) => {
-      req.setSignal(AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
+      req.setSignal(signal);
       return new Observable(Promise.resolve(req));
     },
     post: (res) => new Observable(Promise.resolve(res)),

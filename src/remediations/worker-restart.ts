@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, PatchStrategy, setHeaderOptions, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { abortMessage, deadline } from '../core/deadline.js';
 import { duration } from '../rules/schema.js';
 import { formatDuration } from '../rules/duration.js';
 import { PermanentError, TransientError } from './errors.js';
@@ -157,14 +158,22 @@ function kubeConfigFor(ctx: Ctx): KubeConfig {
   return ctx.target.context ? withContext(kc, ctx.target.context) : kc;
 }
 
-/** One API call: abortable, with a timeout, errors translated (an abort of the run itself passes as it is). */
+/**
+ * One API call: abortable, with a per-request timeout, errors translated. An abort of the run
+ * itself (rule timeout, shutdown) passes as it is; the request's own timeout becomes a transient
+ * `timeout` that names it.
+ */
 async function call<T>(ctx: Ctx, what: string, fn: (o: Options) => Promise<T>, headers?: [string, string]): Promise<T> {
-  const base = abortable(ctx.signal, REQUEST_TIMEOUT_MS);
+  const request = deadline('request timeout', REQUEST_TIMEOUT_MS, [ctx.signal]);
+  const base = abortable(request.signal);
   try {
     return await fn(headers ? setHeaderOptions(headers[0], headers[1], base) : base);
   } catch (err) {
     if (ctx.signal.aborted) throw err;
+    if (request.signal.aborted) throw new TransientError('timeout', `${what}: ${abortMessage(request.signal.reason)}`);
     throw kubeError(err, what);
+  } finally {
+    request.dispose();
   }
 }
 
@@ -264,7 +273,7 @@ rules:
  */
 async function waitForRollout(ctx: Ctx, kind: WorkloadKind, where: string, api: WorkloadApi): Promise<RolloutStatus> {
   const { namespace, name, wait_timeout, poll_interval } = ctx.params;
-  const deadline = Date.now() + wait_timeout;
+  const until = Date.now() + wait_timeout;
   let last: RolloutStatus | undefined;
   let lastError: TransientError | undefined;
   for (;;) {
@@ -282,7 +291,7 @@ async function waitForRollout(ctx: Ctx, kind: WorkloadKind, where: string, api: 
       if (!(err instanceof TransientError)) throw err;
       lastError = err;
     }
-    if (Date.now() + poll_interval > deadline) {
+    if (Date.now() + poll_interval > until) {
       const state = last ? `last status: ${last.message}` : 'no status read';
       throw new TransientError(
         'timeout',

@@ -13,16 +13,5 @@ export function parseDuration(text: string): number | undefined {
   return total;
 }
 
-/** Formats milliseconds the short way, for messages ("48h", "10m", "1m30s"). */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0s';
-  if (ms < 1000) return `${ms}ms`;
-  const out: string[] = [];
-  let rest = Math.round(ms / 1000);
-  for (const [u, s] of [['h', 3600], ['m', 60], ['s', 1]] as const) {
-    const n = Math.floor(rest / s);
-    if (n > 0) out.push(`${n}${u}`);
-    rest -= n * s;
-  }
-  return out.join('');
-}
+/** Lives in the core so deadlines and errors can format durations without importing rules/. */
+export { formatDuration } from '../core/duration.js';

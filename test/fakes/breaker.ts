@@ -28,6 +28,9 @@ export class FakeBreaker {
   closeAfterPolls = 1;
   /** Never close after a reset (a dependency still failing). */
   stuck = false;
+  /** Accept every request and never answer (a hung service); requests are counted in `hung`. */
+  hang = false;
+  hung = 0;
   /** Answer the next N requests with this status. */
   failNext: { status: number; count: number } | undefined;
   token = 'breaker-admin-secret';
@@ -64,6 +67,10 @@ export class FakeBreaker {
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
+    if (this.hang) {
+      this.hung++;
+      return; // the connection stays open; stop() drops it
+    }
     if (this.failNext && this.failNext.count > 0) {
       this.failNext.count--;
       return send(this.failNext.status, { error: 'injected failure' });

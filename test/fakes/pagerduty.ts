@@ -45,7 +45,7 @@ const ACTIONS = ['trigger', 'acknowledge', 'resolve'];
  * Events drive incidents as PagerDuty does: a trigger opens an incident (and pages) or is
  * appended to the open one with the same routing + dedup key (no page, even if acknowledged);
  * acknowledge/resolve move an open incident and are dropped otherwise.
- * Records every request; `failNext` makes the next N calls answer an error.
+ * Records every request; `failNext` makes the next N calls answer an error, `hangNext` never answer.
  */
 export class FakePagerDuty {
   url = '';
@@ -70,6 +70,11 @@ export class FakePagerDuty {
   /** Answer the next `count` calls (of one API, or any) with `status`; 429 may carry Retry-After. */
   failNext(status: number, count = 1, opts: { api?: 'events' | 'rest' | 'all'; retryAfter?: string; body?: unknown } = {}): void {
     this.injected.push({ status, count, api: opts.api ?? 'events', retryAfter: opts.retryAfter, body: opts.body });
+  }
+
+  /** Accept the next `count` calls (of one API, or any) and never answer them (a hung PagerDuty). */
+  hangNext(count = 1, api: 'events' | 'rest' | 'all' = 'events'): void {
+    this.injected.push({ status: 0, count, api });
   }
 
   /** Enqueue requests (all, or for one dedup key). */
@@ -103,6 +108,7 @@ export class FakePagerDuty {
     const inj = this.injected.find((i) => i.count > 0 && (i.api === 'all' || i.api === api));
     if (inj) {
       inj.count--;
+      if (inj.status === 0) return; // hung: the connection stays open, stop() drops it
       const headers: Record<string, string> = inj.retryAfter ? { 'retry-after': inj.retryAfter } : {};
       const fallback =
         inj.status === 400

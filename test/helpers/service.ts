@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger, silentLogger, type Logger } from '../../src/log.js';
+import type { Registry } from '../../src/remediations/registry.js';
 import { startService, type Service } from '../../src/service.js';
 import { DATABASE_URL } from './pg.js';
 
@@ -40,7 +41,14 @@ export interface TestService {
  * Starts the real service (receiver and workers) on 127.0.0.1:0 with its own schema, queue
  * prefix and rules directory; close() stops it and removes all three.
  */
-export async function startTestService(opts: { rules: Record<string, string>; env?: Record<string, string>; log?: Logger; keep?: { schema?: string; prefix?: string } }): Promise<TestService> {
+export async function startTestService(opts: {
+  rules: Record<string, string>;
+  env?: Record<string, string>;
+  log?: Logger;
+  keep?: { schema?: string; prefix?: string };
+  /** Remediations to run instead of the built-in list (a test adds one that misbehaves). */
+  registry?: Registry;
+}): Promise<TestService> {
   const id = randomBytes(4).toString('hex');
   const rulesDir = await mkdtemp(join(tmpdir(), 'remediator-rules-'));
   const writeRules = async (files: Record<string, string>) => {
@@ -63,7 +71,7 @@ export async function startTestService(opts: { rules: Record<string, string>; en
   };
   const config = loadConfig(env);
   const log = opts.log ?? (env.LOG_LEVEL === 'silent' ? silentLogger : createLogger(config.LOG_LEVEL));
-  const service = await startService(config, { env: { ...process.env, ...env }, log });
+  const service = await startService(config, { env: { ...process.env, ...env }, log, registry: opts.registry });
   const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 3 });
   return {
     service,

@@ -266,6 +266,20 @@ describe('PagerDuty notifier: queueSink + notification worker + real pdjs/fetch 
     assert.match(rows[0].error, /PagerDuty Events API \(acknowledge\) answered 500/);
   });
 
+  test('a request that gets no answer ends at the per-request timeout, named as such, and is retried', async () => {
+    const quick = await harness({ timeoutMs: 300 });
+    const r = newRun(pd());
+    fake.hangNext(1);
+    await quick.sink.publish(r.event('running'));
+    const rows = await eventually(async () => {
+      const n = await notifications(r.spec.jobId);
+      return n.some((x) => x.state === 'sent') && n;
+    }, 'sent after the hung attempt');
+    assert.deepEqual(rows.map((n) => [n.state, n.attempt]), [['retrying', 1], ['sent', 2]]);
+    assert.equal(rows[0].error, 'PagerDuty Events API (acknowledge): request timeout of 300ms reached');
+    assert.deepEqual(enqueued(r.base).map((q) => q.status), [0, 202], 'the first request hung, the retry was accepted');
+  });
+
   test('a 400 is final: recorded as failed with PagerDuty\'s message, called once, never the routing key', async () => {
     // A real validation failure: the routing key has the wrong length.
     const r = newRun(pd({ routing_key_env: 'PD_SHORT_KEY' }));
