@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { abortMessage, deadline } from '../core/deadline.js';
 import { duration } from '../rules/schema.js';
 import { formatDuration } from '../rules/duration.js';
+import { compileAnchored, RegexError } from '../rules/regex.js';
 import { PermanentError, TransientError } from './errors.js';
 import { abortable, kubeError, withContext } from './kube.js';
 import { rolloutStatus, workloadKinds, type RolloutStatus, type WorkloadKind, type WorkloadObject } from './rollout-status.js';
@@ -36,7 +37,10 @@ const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 const isNamespace = (s: string) => s.length <= 63 && dns1123Label.test(s);
 const isWorkloadName = (s: string) => s.length <= 253 && dns1123Subdomain.test(s);
 
-/** An anchored pattern ("^(a|b)$") or a list of exact names. The pattern is matched whole either way. */
+/**
+ * An anchored pattern ("^(a|b)$") or a list of exact names. The pattern is matched whole either way,
+ * with the RE2 engine of the matchers: the name it is matched against may come from an alert label.
+ */
 const namesSchema = z.union([z.string(), z.array(z.string())]).superRefine((v, ctx) => {
   const issue = (message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, message });
   if (Array.isArray(v)) {
@@ -49,9 +53,10 @@ const namesSchema = z.union([z.string(), z.array(z.string())]).superRefine((v, c
     return;
   }
   try {
-    new RegExp(v);
+    compileAnchored(v);
   } catch (err) {
-    issue(`bad regular expression: ${(err as Error).message}`);
+    if (!(err instanceof RegexError)) throw err;
+    issue(`bad regular expression: ${err.message}`);
   }
 });
 
@@ -129,7 +134,7 @@ function checkAllowed(ctx: Ctx): void {
     throw refused(`namespace ${JSON.stringify(namespace)} is not allowed by target ${ctx.targetName} (allowed: ${t.namespaces.join(', ')})`, details);
   }
   if (!isWorkloadName(name)) throw refused(`${JSON.stringify(name)} is not a Kubernetes object name`, details);
-  const allowed = Array.isArray(t.names) ? t.names.includes(name) : new RegExp(`^(?:${t.names})$`).test(name);
+  const allowed = Array.isArray(t.names) ? t.names.includes(name) : compileAnchored(t.names)(name);
   if (!allowed) {
     const rule = Array.isArray(t.names) ? t.names.join(', ') : t.names;
     throw refused(`${kind} ${JSON.stringify(name)} is not allowed by target ${ctx.targetName} (names: ${rule})`, details);

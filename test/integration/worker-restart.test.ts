@@ -174,6 +174,14 @@ describe('worker-restart against a fake Kubernetes API (real client-node over HT
     assert.equal(ok.outcome, 'succeeded');
   });
 
+  it('matches a names pattern in linear time (RE2), so a label-supplied name cannot stall the worker', async () => {
+    // A backtracking engine needs about 1.6^60 steps to reject this name; RE2 answers at once.
+    const slow = { namespaces: [NS], names: '^(a|aa)*b$' };
+    const params = renderDeep({ namespace: NS, name: '{{ labels.deployment }}' }, { labels: { deployment: 'a'.repeat(60) }, annotations: {} });
+    await expectFailure(workerRestart.run(context(params, { target: slow })), PermanentError, 'refused_target', /"a{60}" is not allowed by target stario-cluster/);
+    assert.equal(fake.requests.length, 0);
+  });
+
   it('refuses a kind the target does not allow', async () => {
     fake.add('StatefulSet', NS, NAME);
     await expectFailure(workerRestart.run(context({ kind: 'StatefulSet' })), PermanentError, 'refused_target', /kind StatefulSet is not allowed/);
@@ -401,6 +409,8 @@ describe('worker-restart rules and targets', () => {
     assert.match(problems('    namespaces: []\n    names: [a]\n').join('\n'), /target k: namespaces: list at least one namespace/);
     assert.match(problems('    namespaces: [stario]\n    names: "video-.*"\n').join('\n'), /target k: names: a names pattern must be anchored/);
     assert.match(problems('    namespaces: [stario]\n    names: "^(a$"\n').join('\n'), /names: bad regular expression/);
+    // RE2 syntax, as for matchers: no lookaround.
+    assert.match(problems('    namespaces: [stario]\n    names: "^(?!kube-).*$"\n').join('\n'), /names: bad regular expression: .*lookahead is not supported/);
     assert.match(problems('    namespaces: [stario]\n    names: [Bad_Name]\n').join('\n'), /names: "Bad_Name" is not a Kubernetes object name/);
     assert.match(problems('    namespaces: [stario]\n    names: [a]\n    kinds: [Pod]\n').join('\n'), /kinds\[0\]/);
     assert.match(problems('    namespaces: [stario]\n    names: [a]\n    verbs: [delete]\n').join('\n'), /Unrecognized key\(s\) in object: 'verbs'/);
