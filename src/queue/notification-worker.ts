@@ -1,6 +1,7 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AuditStore } from '../audit/store.js';
+import { storableDeep } from '../core/text.js';
 import { deadline } from '../core/deadline.js';
 import type { Logger } from '../log.js';
 import type { RunEvent } from '../notifiers/events.js';
@@ -31,7 +32,9 @@ export function startNotificationWorker(opts: {
   const worker = new Worker(
     QUEUES.notify(notifier.name),
     async (job: Job<RunEvent>, token?: string) => {
-      const event = job.data;
+      // Every notifier gets sendable text: a lone surrogate would make Slack's form encoding (and any
+      // encodeURIComponent in a link) throw "URI malformed" on every retry (src/core/text.ts).
+      const event = storableDeep(job.data);
       const attempt = job.attemptsMade + 1;
       const base = { jobId: event.jobId, notifier: notifier.name, eventType: event.type, seq: event.seq, attempt };
       const delivery = deadline('delivery timeout', DELIVERY_TIMEOUT_MS);
