@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config.js';
+import { DependencyError } from './dependencies.js';
 import { createLogger } from './log.js';
 import { RuleLoadError } from './rules/load.js';
 import { startService } from './service.js';
@@ -29,6 +30,11 @@ async function main(): Promise<void> {
     if (err instanceof RuleLoadError) {
       process.stderr.write(`remediator: cannot start: ${err.message}\n`);
       process.exit(2);
+    }
+    if (err instanceof DependencyError) {
+      // Exit 1, not 2: nothing in the configuration may be wrong; the orchestrator's restart retries.
+      process.stderr.write(`remediator: cannot start: ${err.message}\n  fix: ${err.fix} (README: Troubleshooting)\n`);
+      process.exit(1);
     }
     log.error('cannot start', { error: (err as Error).message });
     process.exit(1);

@@ -41,16 +41,19 @@ export function consequence(ref: SecretRef): string {
   return ref.path.endsWith('routing_key_env') ? 'PagerDuty events of this rule are not sent' : 'runs that need it fail with reason missing_secret';
 }
 
-/** The secrets named by the rules that `env` does not set (empty counts as unset, as at run time). */
+/** The secret references whose variable `env` does not set (empty counts as unset, as at run time). */
+export function unsetSecrets(refs: readonly SecretRef[], env: NodeJS.ProcessEnv): SecretRef[] {
+  return refs.filter((r) => env[r.variable] === undefined || env[r.variable] === '');
+}
+
+/** The same as problems, for `rules check --env`. */
 export function missingSecrets(refs: readonly SecretRef[], env: NodeJS.ProcessEnv): Problem[] {
-  return refs
-    .filter((r) => env[r.variable] === undefined || env[r.variable] === '')
-    .map((r) => ({
-      file: r.file,
-      line: r.line,
-      col: r.col,
-      subject: r.subject,
-      path: r.path,
-      message: `environment variable ${r.variable} is not set: ${consequence(r)}`,
-    }));
+  return unsetSecrets(refs, env).map((r) => ({
+    file: r.file,
+    line: r.line,
+    col: r.col,
+    subject: r.subject,
+    path: r.path,
+    message: `environment variable ${r.variable} is not set: ${consequence(r)}`,
+  }));
 }
