@@ -20,13 +20,27 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
   }
 }
 
-test('rules check passes on the shipped rules and names file, rule and field on bad ones', async () => {
+test('rules check passes on the shipped rules; on bad ones prints every problem as file:line:col, sorted, on stderr (exit 2)', async () => {
   const ok = await cli(['rules', 'check']);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^ok: \d+ rules and \d+ targets in \d+ files/);
   const bad = await cli(['rules', 'check', '--dir', 'test/fixtures/rules-invalid']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /test\/fixtures\/rules-invalid\/unknown-action\.yml: rule restart-all: action: unknown action "restart-everything"/);
+  assert.equal(bad.stdout, '');
+  const lines = bad.stderr.trimEnd().split('\n');
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/unknown-action\.yml:5:13: rule "restart-all": action: unknown action "restart-everything"/m);
+  // Both problems of one rule, not only the first.
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/every-problem-of-a-rule\.yml:7:13: rule "c": action: unknown action/m);
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/every-problem-of-a-rule\.yml:8:15: rule "c": cooldown: bad duration "ten minutes"/m);
+  // An alias bomb is a problem of its file like any other (exit 2), not a crash.
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/alias-bomb\.yml:4:8: YAML: refused: aliases expand too far/m);
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/yaml-syntax\.yml:5:5: YAML: /m);
+  const located = lines.slice(0, -1);
+  assert.ok(located.every((l) => /^test\/fixtures\/rules-invalid\/[\w-]+\.yml:\d+:\d+: /.test(l)), bad.stderr);
+  const key = (l: string) => { const [f, line, col] = l.split(':'); return [f!, Number(line), Number(col)] as const; };
+  const sorted = [...located].sort((a, b) => { const [fa, la, ca] = key(a); const [fb, lb, cb] = key(b); return fa < fb ? -1 : fa > fb ? 1 : la - lb || ca - cb; });
+  assert.deepEqual(located, sorted);
+  assert.match(lines.at(-1)!, /^\d+ problems in the rules$/);
 });
 
 test('rules test explains matches, the job each would enqueue, and every non-match', async () => {
@@ -50,7 +64,7 @@ test('remediations list shows every remediation with params and permissions', as
     assert.match(r.stdout, new RegExp(`^${name}  \\(`, 'm'), `${name} listed`);
   }
   assert.match(r.stdout, /pg_signal_backend/);
-  assert.match(r.stdout, /verify_timeout \(optional\) = "60s"/);
+  assert.match(r.stdout, /^ {4}verify_timeout +duration +default 60s$/m);
 });
 
 test('migrate creates the schema once; a bad environment names the variable', async () => {
@@ -102,7 +116,7 @@ test('a bad rules directory stops the start with the file and rule named (exit 2
   const r = await cli(['start'], { RULES_DIR: 'test/fixtures/rules-invalid', PORT: '0' });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /cannot start: invalid rules:/);
-  assert.match(r.stderr, /unknown-action\.yml: rule restart-all: action: unknown action/);
+  assert.match(r.stderr, /unknown-action\.yml:5:13: rule "restart-all": action: unknown action/);
 });
 
 test('numbers through the CLI binary: add, list, bad input exits 2', async () => {
@@ -140,7 +154,7 @@ test('a change to the rules files and SIGHUP reload the table; a bad reload keep
     await writeFile(join(dir, 'b.yml'), "rules:\n  - name: b\n    match: ['alertname=\"B\"']\n    action: notify\n");
     await eventually(async () => count(/"msg":"rules reloaded".*"reason":"rules directory changed".*"rules":2/) >= 1, `file-change reload\n${child.output()}`);
     await writeFile(join(dir, 'c.yml'), "rules:\n  - name: c\n    match: ['alertname=\"C\"']\n    action: nope\n");
-    await eventually(async () => count(/"msg":"rules reload refused, keeping the previous rules".*c\.yml: rule c: action: unknown action/) >= 1, `refused reload\n${child.output()}`);
+    await eventually(async () => count(/"msg":"rules reload refused, keeping the previous rules".*c\.yml:5:13: rule \\"c\\": action: unknown action/) >= 1, `refused reload\n${child.output()}`);
     await rm(join(dir, 'c.yml'));
     await eventually(async () => count(/"msg":"rules reloaded".*"rules":2/) >= 2, 'reload after the bad file is gone');
     child.proc.kill('SIGHUP');
