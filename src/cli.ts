@@ -124,7 +124,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       // `remediator rules --help` lists the rules commands.
       const group = Object.keys(commands).filter((k) => k.startsWith(`${cmd} `));
       if (group.length && (sub === undefined || isHelp(sub))) {
-        (sub ? io.out : io.err)(group.map((k) => commands[k]!.usage).join('\n\n'));
+        (sub ? io.out : io.err)(group.map((k) => `usage: ${commands[k]!.usage}`).join('\n\n'));
         return sub ? 0 : 2;
       }
       io.err(`unknown command ${JSON.stringify(argv.slice(0, group.length ? 2 : 1).join(' '))}`);
