@@ -6,6 +6,11 @@ import { startService } from './service.js';
 
 /** `npm start`: one process with the receiver and the workers (REMEDIATOR_ROLE splits them). */
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write('usage: npm start [-- --role all|receiver|worker]   (npx remediator start [--role ...])\n' +
+      '  Configuration is environment variables (README: Configuration); try DRY_RUN=true first.\n');
+    process.exit(0);
+  }
   // `npm start -- --role worker` is the same as REMEDIATOR_ROLE=worker.
   const i = process.argv.findIndex((a) => a === '--role' || a.startsWith('--role='));
   if (i >= 0) {

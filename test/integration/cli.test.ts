@@ -177,6 +177,9 @@ test('--help exits 0 with the usage on stdout; no command or a bad option exits 
     assert.match(r.stdout, /usage: remediator/, args.join(' '));
     assert.equal(r.stderr, '', args.join(' '));
   }
+  const start = await cli(['start', '--help']);
+  assert.equal(start.code, 0, 'prints the usage instead of starting the service');
+  assert.match(start.stdout, /^usage: npm start \[-- --role all\|receiver\|worker\]/);
   const none = await cli([]);
   assert.equal(none.code, 2);
   assert.equal(none.stdout, '');
