@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { TcpProxy } from '../fakes/tcp-proxy.js';
 import { DATABASE_URL } from '../helpers/pg.js';
 import { freePort } from '../helpers/process.js';
@@ -21,6 +22,11 @@ async function start(env: Record<string, string>): Promise<{ code: number; stdou
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  } finally {
+    // Redis is checked after the migration, so a start that fails on Redis leaves this schema behind.
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+    await pool.query(`DROP SCHEMA IF EXISTS "dep_${id}" CASCADE`);
+    await pool.end();
   }
 }
 
