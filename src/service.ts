@@ -26,6 +26,8 @@ import { receiverCounters } from './receivers/metrics.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
+import { consequence, unsetSecrets, type SecretRef } from './rules/secrets.js';
+import { postgresError, redactUrl, redisError } from './dependencies.js';
 import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
 
 export interface Service {
@@ -51,7 +53,12 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   // Room for the workers' concurrency plus the Slack notifier's per-thread locked connections.
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 20, connectionTimeoutMillis: 5000 });
   pool.on('error', (err) => log.warn('postgres pool error', { error: err.message }));
-  const applied = await migrate(pool, config.DATABASE_SCHEMA);
+  // Either dependency down at start stops the process with a message naming it (see README,
+  // Troubleshooting); once started, an outage of either is survived.
+  const applied = await migrate(pool, config.DATABASE_SCHEMA).catch(async (err: unknown) => {
+    await pool.end().catch(() => {});
+    throw postgresError(err, config.DATABASE_URL, `migrating schema ${config.DATABASE_SCHEMA}`);
+  });
   if (applied.length) log.info('database migrated', { schema: config.DATABASE_SCHEMA, applied });
   const audit = new AuditStore(pool, config.DATABASE_SCHEMA);
   const seeded = await seedNumberPools(pool, config.DATABASE_SCHEMA, table.targets);
@@ -69,14 +76,21 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   const remediationsQueue = makeQueue(QUEUES.remediations, producer, prefix);
   const ingestQueue = makeQueue(QUEUES.ingest, producer, prefix);
   queues.push(remediationsQueue, ingestQueue);
-  // The producer fails fast by design; give it a moment to connect before the first webhook.
-  const plainReady = new Promise<void>((resolve) => (plain.status === 'ready' ? resolve() : plain.once('ready', () => resolve())));
-  await withDeadline(Promise.all([remediationsQueue.waitUntilReady(), plainReady]), 5000, 'connecting').catch(() =>
-    log.warn('redis is not reachable yet: webhooks get 503 until it is', { redis: redactUrl(config.REDIS_URL) }),
-  );
+  // The producer fails fast by design, so it must be connected before the first webhook.
+  const plainReady = new Promise<void>((resolve, reject) => {
+    if (plain.status === 'ready') return resolve();
+    plain.once('ready', () => resolve());
+    plain.once('error', reject);
+  });
+  await withDeadline(Promise.all([remediationsQueue.waitUntilReady(), plainReady]), 5000, 'connecting').catch(async (err: unknown) => {
+    for (const c of conns) c.disconnect();
+    await Promise.all(queues.map((q) => q.close().catch(() => {})));
+    await pool.end().catch(() => {});
+    throw redisError(err, config.REDIS_URL);
+  });
   // Accepted alerts live only in Redis until a worker runs them: say loudly if a restart loses them.
   const persistence = watchPersistence(plain, log.child({ redis: redactUrl(config.REDIS_URL) }));
-  if (plain.status === 'ready') await persistence.check();
+  await persistence.check();
 
   let server: Server | undefined;
   let url: string | undefined;
@@ -89,6 +103,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     if (!notifiers.some((n) => n.name === 'slack')) log.warn('Slack is not configured (SLACK_BOT_TOKEN): outcomes go to the audit trail only');
     const ruleKeys = table.rules.some((r) => r.spec.notify.pagerduty && r.spec.notify.pagerduty.routing_key_env);
     if (!config.PAGERDUTY_ROUTING_KEY && !ruleKeys) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
+    warnMissingSecrets(table, env, log);
     const workerConn = redisConnection(config.REDIS_URL, 'worker', log, 'worker');
     const lockConn = redisConnection(config.REDIS_URL, 'worker', log, 'locks');
     conns.push(workerConn, lockConn);
@@ -152,6 +167,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
         const next = await loadRules(config.RULES_DIR, registry);
         table = next;
         log.info('rules reloaded', { reason, rules: next.rules.length, targets: next.targets.size });
+        if (workers) warnMissingSecrets(next, env, log);
         // New seed numbers in number-pool targets (insert-if-missing; never overwrites a state).
         const seededNow = await seedNumberPools(pool, config.DATABASE_SCHEMA, next.targets).catch((err: Error) => {
           log.warn('sender number seeding after reload failed', { error: err.message });
@@ -209,13 +225,17 @@ function lazyKubeConfig(env: NodeJS.ProcessEnv): () => KubeConfig {
   return () => (kc ??= loadKubeConfig(env));
 }
 
-/** A URL without its password, for logs. */
-export function redactUrl(u: string): string {
-  try {
-    const url = new URL(u);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return '(unparseable URL)';
+export { redactUrl } from './dependencies.js';
+
+/**
+ * One warning per secret the rules name that this worker's environment lacks: otherwise it is
+ * found only when an alert fires. `remediator rules check --env` reports the same before a deploy.
+ */
+function warnMissingSecrets(table: RuleTable, env: NodeJS.ProcessEnv, log: Logger): void {
+  const byVariable = new Map<string, SecretRef[]>();
+  for (const r of unsetSecrets(table.secrets, env)) byVariable.set(r.variable, [...(byVariable.get(r.variable) ?? []), r]);
+  for (const [variable, refs] of byVariable) {
+    const usedBy = refs.map((r) => `${r.subject} ${r.path} (${r.file}:${r.line})`);
+    log.warn(`rule secret ${variable} is not set: ${consequence(refs[0]!)}`, { variable, usedBy });
   }
 }

@@ -79,7 +79,9 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     const at = o.deps.now();
     await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...extra }));
     await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
-    log.info('run ended', { state, summary, reason: extra.reason });
+    // A failed run is something to look at; a skipped or succeeded one is not.
+    if (state === 'failed') log.error('run ended', { state, summary, reason: extra.reason });
+    else log.info('run ended', { state, summary, reason: extra.reason });
   };
 
   if (!rule || rule.spec.action !== spec.action) {
