@@ -1,13 +1,22 @@
 #!/usr/bin/env node
-// `npx remediator ...`: runs the TypeScript sources through tsx (no build step).
-import { register } from 'tsx/esm/api';
+// `npx remediator ...`: runs the compiled code in dist/, building it first when it is missing or
+// older than src/ (a checkout without `npm run build`). No TypeScript at run time.
+import { build, isStale } from './build.js';
 
-register();
+if (isStale()) {
+  process.stderr.write('remediator: building dist/ (npm run build)...\n');
+  try {
+    build();
+  } catch (err) {
+    process.stderr.write(`remediator: ${err.message}\n`);
+    process.exit(1);
+  }
+}
 const args = process.argv.slice(2);
 if (args[0] === 'start') {
-  await import('../src/main.ts');
+  await import('../dist/main.js');
 } else {
-  const { runCli } = await import('../src/cli.ts');
+  const { runCli } = await import('../dist/cli.js');
   process.exitCode = await runCli(args, {
     out: (line) => process.stdout.write(line + '\n'),
     err: (line) => process.stderr.write(line + '\n'),

@@ -174,12 +174,14 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
           s.close(() => resolve());
           s.closeIdleConnections();
         });
+        log.info('stopped accepting webhooks');
       }
       // Workers finish their running jobs; after the grace period those are aborted and retried later.
       // The reason names the deadline, so interrupted runs say "shutdown grace period of 30s reached".
       const grace = setTimeout(() => shutdown.abort(new DeadlineError('shutdown grace period', config.SHUTDOWN_GRACE)), config.SHUTDOWN_GRACE);
       await Promise.all(ws.map((w) => w.close()));
       clearTimeout(grace);
+      if (ws.length) log.info('workers drained', { handedBack: shutdown.signal.aborted });
       await Promise.all(closers.map((c) => c()));
       await Promise.all(queues.map((q) => q.close()));
       for (const c of conns) c.disconnect();
