@@ -205,7 +205,7 @@ export const workerRestart = defineRemediation<Params, Target>({
   permissions: [
     'Kubernetes RBAC (Role per allowed namespace, see deploy/rbac.yaml): apps deployments get, patch',
     'apps statefulsets, daemonsets get, patch (only when the target lists those kinds)',
-    'list, watch on the same resources are granted for kubectl-style tooling, not needed by remediator itself',
+    'no list or watch: each object is read by name, so the Role can name the workloads (resourceNames)',
   ],
   exampleRules: `
 targets:
