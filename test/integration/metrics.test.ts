@@ -131,7 +131,7 @@ describe('/metrics when no worker takes the jobs', () => {
 describe('a worker-only process', () => {
   let svc: TestService;
   before(async () => {
-    svc = await startTestService({ rules: { 'rules.yml': RULES }, env: { REMEDIATOR_ROLE: 'worker', METRICS_PORT: '0' } });
+    svc = await startTestService({ rules: { 'rules.yml': RULES }, env: { REMEDIATOR_ROLE: 'worker' } });
   });
   after(async () => svc?.close());
 
