@@ -14,7 +14,11 @@ const stamp = join(root, 'dist', '.build-stamp');
 /** Besides src/, these change what tsc emits. */
 const inputs = ['tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
 
-/** Newest modification time under a directory (0 when it does not exist). */
+/**
+ * Newest modification time under a directory (0 when it does not exist).
+ * @param {string} path
+ * @returns {number}
+ */
 function newest(path) {
   let st;
   try {
@@ -59,7 +63,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       process.stderr.write(`remediator: built dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     }
   } catch (err) {
-    process.stderr.write(`remediator: ${err.message}\n`);
+    process.stderr.write(`remediator: ${/** @type {Error} */ (err).message}\n`);
     process.exit(1);
   }
 }

@@ -10,6 +10,6 @@ try {
   const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: ac.signal });
   process.exit(res.ok ? 0 : 1);
 } catch (err) {
-  process.stderr.write(`healthcheck: ${err.message}\n`);
+  process.stderr.write(`healthcheck: ${/** @type {Error} */ (err).message}\n`);
   process.exit(1);
 }

@@ -8,15 +8,18 @@ if (isStale()) {
   try {
     build();
   } catch (err) {
-    process.stderr.write(`remediator: ${err.message}\n`);
+    process.stderr.write(`remediator: ${/** @type {Error} */ (err).message}\n`);
     process.exit(1);
   }
 }
+// Computed specifiers: the type-check (tsconfig.json checks bin/) must not need a built dist/.
+const dist = (/** @type {string} */ file) => new URL(`../dist/${file}`, import.meta.url).href;
 const args = process.argv.slice(2);
 if (args[0] === 'start') {
-  await import('../dist/main.js');
+  await import(dist('main.js'));
 } else {
-  const { runCli } = await import('../dist/cli.js');
+  /** @type {{ runCli: (argv: string[], io: import('../src/cli.ts').CliIo) => Promise<number> }} */
+  const { runCli } = await import(dist('cli.js'));
   process.exitCode = await runCli(args, {
     out: (line) => process.stdout.write(line + '\n'),
     err: (line) => process.stderr.write(line + '\n'),
