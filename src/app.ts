@@ -6,7 +6,8 @@ import { healthRouter } from './receivers/health.js';
 import type { AuditStore } from './audit/store.js';
 import type { Pool } from 'pg';
 import type { Queue } from 'bullmq';
-import { metricsRouter, type Counters } from './receivers/metrics.js';
+import type { Metrics } from './metrics.js';
+import { metricsRouter } from './receivers/metrics.js';
 import type { Persistence } from './queue/redis-persistence.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
@@ -15,7 +16,7 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   schema: string;
   /** Every queue, for their depths in /metrics. */
   queues: () => Queue[];
-  counters: Counters;
+  metrics: Metrics;
   /** Redis persistence as last checked, for /metrics. */
   persistence?: () => Persistence | undefined;
   adminToken?: string;
@@ -30,7 +31,7 @@ export function createApp(deps: AppDeps): Express {
   // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
   app.use(healthRouter(deps));
-  app.use(metricsRouter(deps));
+  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema } }));
   app.use(adminRouter(deps));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });

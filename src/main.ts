@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config.js';
 import { DependencyError } from './dependencies.js';
+import { exitOnSignals, SHUTDOWN_MARGIN_MS } from './lifecycle.js';
 import { createLogger } from './log.js';
 import { RuleLoadError } from './rules/load.js';
 import { startService } from './service.js';
@@ -45,21 +46,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   process.on('SIGHUP', () => void service.reload('SIGHUP'));
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('shutting down', { signal });
-    try {
-      await service.close();
-      process.exit(0);
-    } catch (err) {
-      log.error('unclean shutdown', { error: (err as Error).message });
-      process.exit(1);
-    }
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  exitOnSignals({ close: () => service.close(), log, deadlineMs: config.SHUTDOWN_GRACE + SHUTDOWN_MARGIN_MS });
 }
 
 void main();

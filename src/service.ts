@@ -22,7 +22,8 @@ import { startNotificationWorker } from './queue/notification-worker.js';
 import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues.js';
 import { startRemediationWorker } from './queue/remediation-worker.js';
 import { watchPersistence } from './queue/redis-persistence.js';
-import { receiverCounters } from './receivers/metrics.js';
+import { createMetrics } from './metrics.js';
+import { metricsApp } from './receivers/metrics.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
@@ -33,6 +34,8 @@ import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
   url?: string;
+  /** Where /metrics and /healthz answer: `url`, or METRICS_PORT in a worker-only process. */
+  metricsUrl?: string;
   table(): RuleTable;
   /** Reloads the rules; a bad table is refused and the old one kept. Returns whether it changed. */
   reload(reason: string): Promise<boolean>;
@@ -47,6 +50,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   const { log, env } = opts;
   const registry = opts.registry ?? buildRegistry();
   let table = await loadRules(config.RULES_DIR, registry);
+  const metrics = createMetrics();
+  metrics.rulesLoaded(true, false);
   const receiver = config.REMEDIATOR_ROLE !== 'worker';
   const workers = config.REMEDIATOR_ROLE !== 'receiver';
 
@@ -119,9 +124,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       kubeConfig: lazyKubeConfig(env),
     };
     ws.push(
-      startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS }),
+      startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS, metrics }),
       startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal }),
-      ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
+      ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log, metrics })),
     );
     closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));
     // Cooling sender numbers whose time has passed go back to their pool's spares.
@@ -147,25 +152,35 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix,
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
-      schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues, persistence: persistence.current,
+      schema: config.DATABASE_SCHEMA, metrics, queues: () => metricQueues, persistence: persistence.current,
     });
     server = await listen(app, {
       port: config.PORT, host: config.HOST,
       headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     });
-    const addr = server.address() as AddressInfo;
-    url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    url = httpUrl(server);
   }
+  // A worker-only process has no webhook port: its metrics, /healthz and /readyz get a small one.
+  let metricsServer: Server | undefined;
+  if (!receiver) {
+    metricsServer = await listen(metricsApp({ metrics, persistence: persistence.current, health: { redis: plain, pool, table: () => table } }), {
+      port: config.METRICS_PORT, host: config.HOST,
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    });
+  }
+  const metricsUrl = metricsServer ? httpUrl(metricsServer) : url;
 
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
   const service: Service = {
     url,
+    metricsUrl,
     table: () => table,
     async reload(reason) {
       try {
         const next = await loadRules(config.RULES_DIR, registry);
         table = next;
+        metrics.rulesLoaded(true, true);
         log.info('rules reloaded', { reason, rules: next.rules.length, targets: next.targets.size });
         if (workers) warnMissingSecrets(next, env, log);
         // New seed numbers in number-pool targets (insert-if-missing; never overwrites a state).
@@ -176,6 +191,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
         if (seededNow.inserted.length) log.info('sender numbers seeded from targets', { inserted: seededNow.inserted });
         return true;
       } catch (err) {
+        metrics.rulesLoaded(false, true);
         const problems = err instanceof RuleLoadError ? err.problems : [(err as Error).message];
         log.error('rules reload refused, keeping the previous rules', { reason, problems });
         return false;
@@ -190,14 +206,23 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
           s.close(() => resolve());
           s.closeIdleConnections();
         });
+        log.info('stopped accepting webhooks');
       }
       // Workers finish their running jobs; after the grace period those are aborted and retried later.
       // The reason names the deadline, so interrupted runs say "shutdown grace period of 30s reached".
       const grace = setTimeout(() => shutdown.abort(new DeadlineError('shutdown grace period', config.SHUTDOWN_GRACE)), config.SHUTDOWN_GRACE);
       await Promise.all(ws.map((w) => w.close()));
       clearTimeout(grace);
+      if (ws.length) log.info('workers drained', { handedBack: shutdown.signal.aborted });
       await Promise.all(closers.map((c) => c()));
       await Promise.all(queues.map((q) => q.close()));
+      if (metricsServer) {
+        const m = metricsServer;
+        await new Promise<void>((resolve) => {
+          m.close(() => resolve());
+          m.closeAllConnections();
+        });
+      }
       for (const c of conns) c.disconnect();
       await pool.end();
     },
@@ -213,7 +238,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     }
   }
   log.info('remediator started', {
-    role: config.REMEDIATOR_ROLE, listening: url, rules: table.rules.length, targets: table.targets.size,
+    role: config.REMEDIATOR_ROLE, listening: url, ...(metricsServer ? { metrics: metricsUrl } : {}), rules: table.rules.length, targets: table.targets.size,
     dryRun: config.DRY_RUN, queuePrefix: prefix, schema: config.DATABASE_SCHEMA,
   });
   return service;
@@ -223,6 +248,11 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
 function lazyKubeConfig(env: NodeJS.ProcessEnv): () => KubeConfig {
   let kc: KubeConfig | undefined;
   return () => (kc ??= loadKubeConfig(env));
+}
+
+function httpUrl(server: Server): string {
+  const addr = server.address() as AddressInfo;
+  return `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 }
 
 export { redactUrl } from './dependencies.js';

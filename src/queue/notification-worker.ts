@@ -4,6 +4,7 @@ import type { AuditStore } from '../audit/store.js';
 import { storableDeep } from '../core/text.js';
 import { deadline } from '../core/deadline.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { RunEvent } from '../notifiers/events.js';
 import { notifyBackoff } from '../notifiers/sink.js';
 import { NotifyNotYetError, NotifyPermanentError, NotifyRetryAfterError, type Notifier } from '../notifiers/types.js';
@@ -26,6 +27,8 @@ export function startNotificationWorker(opts: {
   concurrency?: number;
   /** Delay before retry n (tests shorten it); default: 5 s doubling up to 10 min. */
   backoff?: (attemptsMade: number) => number;
+  /** Counts deliveries and failures, for /metrics. */
+  metrics?: Metrics;
 }): Worker {
   const { notifier, audit } = opts;
   const log = opts.log.child({ notifier: notifier.name });
@@ -41,6 +44,7 @@ export function startNotificationWorker(opts: {
       try {
         const detail = (await notifier.deliver(event, { attempt, log, signal: delivery.signal })) ?? undefined;
         await audit.recordNotification({ ...base, state: 'sent', detail });
+        opts.metrics?.notificationsSent.inc({ notifier: notifier.name });
       } catch (err) {
         if (err instanceof NotifyRetryAfterError || err instanceof NotifyNotYetError) {
           if (err instanceof NotifyRetryAfterError) {
@@ -51,6 +55,7 @@ export function startNotificationWorker(opts: {
         }
         const final = err instanceof NotifyPermanentError || attempt >= (job.opts.attempts ?? 1);
         const message = (err as Error).message;
+        opts.metrics?.notificationsFailed.inc({ notifier: notifier.name, final: String(final) });
         await audit.recordNotification({
           ...base,
           state: final ? 'failed' : 'retrying',

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { finalStates, type AuditStore, type RunState } from '../audit/store.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { EventSink, RunEvent } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
 import { formatDuration } from '../rules/duration.js';
@@ -36,6 +37,8 @@ export interface RemediationWorkerOptions {
   shutdown?: AbortSignal;
   /** BullMQ job lock (renewed while the job runs); a dead worker's job runs again after about this long. */
   lockMs?: number;
+  /** Counts ended runs and times them, for /metrics. */
+  metrics?: Metrics;
 }
 
 /**
@@ -75,8 +78,11 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }, log);
   // Audit writes wait out a PostgreSQL outage (delay, never a lost record nor a used attempt).
   const stored = <T>(what: string, fn: () => Promise<T>) => untilStored(what, fn, { log, signal: o.shutdown });
+  let startedAtMs: number | undefined;
   const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string } = {}) => {
     const at = o.deps.now();
+    o.metrics?.runs.inc({ action: spec.action, rule: spec.rule, outcome: state });
+    if (startedAtMs !== undefined) o.metrics?.runDuration.observe({ action: spec.action, outcome: state }, (performance.now() - startedAtMs) / 1000);
     await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...extra }));
     await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
     // A failed run is something to look at; a skipped or succeeded one is not.
@@ -125,6 +131,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }
     const startedAt = o.deps.now();
     await stored('run started', () => o.audit.runStarted(spec, attempt, new Date(job.timestamp), startedAt));
+    startedAtMs = performance.now();
     await publish('running', `Attempt ${attempt} of ${maxAttempts} started${spec.dryRun ? ' (dry run)' : ''}.`);
     const result = await runRemediation(o, rule, spec, attempt, log, publish, (p) => (abandoned = p));
     const state: RunState = result.outcome;

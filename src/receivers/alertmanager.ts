@@ -3,13 +3,13 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { IngestRecord } from '../audit/store.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide, type JobSpec } from '../rules/table.js';
 import type { AlertInfo } from '../remediations/types.js';
 import { KEEP_FINISHED_SECONDS } from '../queue/queues.js';
 import { checkAuthorization } from './auth.js';
 import { answerAndClose, bodyErrors, bodyLimit } from './http-edge.js';
-import type { Counters } from './metrics.js';
 import { webhookSchema } from './payload.js';
 
 export interface AlertmanagerReceiverDeps {
@@ -25,8 +25,8 @@ export interface AlertmanagerReceiverDeps {
   /** Longest a request may wait on Redis before answering 503. */
   redisDeadlineMs?: number;
   log: Logger;
-  /** Counts requests, alerts and decisions for /metrics. */
-  counters?: Counters;
+  /** Counts requests, alerts, decisions and jobs, and times the answers, for /metrics. */
+  metrics?: Metrics;
 }
 
 /**
@@ -40,8 +40,15 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
   router.post(
     '/webhooks/alertmanager',
     (req, res, next) => {
-      const counters = deps.counters;
-      if (counters) res.once('finish', () => counters.inc('remediator_webhook_requests_total', { code: String(res.statusCode) }));
+      const metrics = deps.metrics;
+      if (metrics) {
+        const end = metrics.webhookDuration.startTimer();
+        res.once('finish', () => {
+          const code = String(res.statusCode);
+          metrics.webhookRequests.inc({ code });
+          end({ code });
+        });
+      }
       if (!checkAuthorization(req.headers.authorization, deps.auth)) {
         res.set('WWW-Authenticate', deps.auth.token ? 'Bearer' : 'Basic realm="remediator"');
         answerAndClose(res, 401, { error: 'missing or wrong credentials' });
@@ -130,11 +137,15 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
           ]),
           expired,
         ]);
-        if (deps.counters) {
+        if (deps.metrics) {
+          const m = deps.metrics;
           for (const a of record.alerts) {
-            deps.counters.inc('remediator_alerts_received_total', { status: a.alert.status });
-            for (const d of a.decisions) deps.counters.inc('remediator_decisions_total', { decision: d.decision });
+            m.alertsReceived.inc({ status: a.alert.status });
+            for (const d of a.decisions) m.decisions.inc({ decision: d.decision });
           }
+          m.jobsEnqueued.inc({ queue: deps.remediations.name }, fresh.length);
+          m.jobsEnqueued.inc({ queue: deps.ingest.name });
+          m.jobsDeduplicated.inc({ queue: deps.remediations.name }, duplicates);
         }
         deps.log.debug('webhook accepted', { groupKey: hook.groupKey, received: hook.alerts.length, enqueued: fresh.length, duplicates });
         // Rules that matched but cannot act are said in the answer too (their jobs fail at once, escalating).
