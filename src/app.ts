@@ -8,6 +8,8 @@ import type { Pool } from 'pg';
 import type { Queue } from 'bullmq';
 import { metricsRouter, type Counters } from './receivers/metrics.js';
 import type { Persistence } from './queue/redis-persistence.js';
+import { uiRouter } from './ui/router.js';
+import type { ControlsSource } from './ui/rules-page.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
@@ -20,6 +22,8 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   persistence?: () => Persistence | undefined;
   adminToken?: string;
   log: Logger;
+  /** Status page: the cookie's Secure flag, and the pauses/quarantines hook (issue 8). */
+  ui?: { secureCookie?: boolean; controls?: ControlsSource };
 }
 
 /** Builds the HTTP app; never listens, so tests mount it on port 0. */
@@ -32,6 +36,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps));
   app.use(metricsRouter(deps));
   app.use(adminRouter(deps));
+  app.use(uiRouter({ ...deps, ...deps.ui }));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });

@@ -133,6 +133,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
       schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues, persistence: persistence.current,
+      ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:') },
     });
     server = await listen(app, {
       port: config.PORT, host: config.HOST,
