@@ -41,7 +41,7 @@ export function createApp(deps: AppDeps): Express {
     res.status(404).json({ error: 'not found' });
   });
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
-    deps.log.error('request failed', { error: err.message });
+    deps.log.error('request failed', { error: err }); // with its stack
     res.status(500).json({ error: 'internal error' });
   });
   return app;

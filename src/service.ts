@@ -22,6 +22,7 @@ import { startNotificationWorker } from './queue/notification-worker.js';
 import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues.js';
 import { startRemediationWorker } from './queue/remediation-worker.js';
 import { watchPersistence } from './queue/redis-persistence.js';
+import { RedisHealth } from './queue/redis-health.js';
 import { receiverCounters } from './receivers/metrics.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
@@ -59,9 +60,10 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   for (const c of seeded.conflicts) log.warn('sender number seed not applied', { conflict: c });
 
   const prefix = config.QUEUE_PREFIX;
-  const producer = redisConnection(config.REDIS_URL, 'producer', log, 'producer');
+  const redisHealth = new RedisHealth(log.child({ redis: redactUrl(config.REDIS_URL) }));
+  const producer = redisConnection(config.REDIS_URL, 'producer', redisHealth, 'producer');
   // BullMQ loads its scripts into the producer; plain commands go on a connection without them.
-  const plain = redisConnection(config.REDIS_URL, 'plain', log, 'plain');
+  const plain = redisConnection(config.REDIS_URL, 'plain', redisHealth, 'plain');
   const closers: (() => Promise<unknown>)[] = [];
   const queues: Queue[] = [];
   const ws: Worker[] = [];
@@ -89,8 +91,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     if (!notifiers.some((n) => n.name === 'slack')) log.warn('Slack is not configured (SLACK_BOT_TOKEN): outcomes go to the audit trail only');
     const ruleKeys = table.rules.some((r) => r.spec.notify.pagerduty && r.spec.notify.pagerduty.routing_key_env);
     if (!config.PAGERDUTY_ROUTING_KEY && !ruleKeys) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
-    const workerConn = redisConnection(config.REDIS_URL, 'worker', log, 'worker');
-    const lockConn = redisConnection(config.REDIS_URL, 'worker', log, 'locks');
+    const workerConn = redisConnection(config.REDIS_URL, 'worker', redisHealth, 'worker');
+    const lockConn = redisConnection(config.REDIS_URL, 'worker', redisHealth, 'locks');
     conns.push(workerConn, lockConn);
     const targets = notifiers.map((n) => ({ notifier: n, queue: makeQueue(QUEUES.notify(n.name), lockConn, prefix) }));
     queues.push(...targets.map((t) => t.queue));

@@ -11,6 +11,7 @@ import { checkAuthorization } from './auth.js';
 import { answerAndClose, bodyErrors, bodyLimit } from './http-edge.js';
 import type { Counters } from './metrics.js';
 import { webhookSchema } from './payload.js';
+import { webhookLogFields } from './webhook-log.js';
 
 export interface AlertmanagerReceiverDeps {
   table: () => RuleTable | undefined;
@@ -43,6 +44,7 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
       const counters = deps.counters;
       if (counters) res.once('finish', () => counters.inc('remediator_webhook_requests_total', { code: String(res.statusCode) }));
       if (!checkAuthorization(req.headers.authorization, deps.auth)) {
+        deps.log.warn('webhook refused: missing or wrong credentials', { ip: req.ip });
         res.set('WWW-Authenticate', deps.auth.token ? 'Bearer' : 'Basic realm="remediator"');
         answerAndClose(res, 401, { error: 'missing or wrong credentials' });
         return;
@@ -65,6 +67,7 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
       const parsed = webhookSchema.safeParse(req.body);
       if (!parsed.success) {
         const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+        deps.log.warn('webhook refused: invalid payload', { issues: issues.slice(0, 5) });
         res.status(400).json({ error: `invalid payload: ${issues[0]!.path}: ${issues[0]!.message}`, issues });
         return;
       }
@@ -136,7 +139,7 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
             for (const d of a.decisions) deps.counters.inc('remediator_decisions_total', { decision: d.decision });
           }
         }
-        deps.log.debug('webhook accepted', { groupKey: hook.groupKey, received: hook.alerts.length, enqueued: fresh.length, duplicates });
+        deps.log.info('webhook accepted', webhookLogFields(record, fresh.length, duplicates));
         // Rules that matched but cannot act are said in the answer too (their jobs fail at once, escalating).
         const refused = record.alerts.flatMap((a) =>
           a.decisions
