@@ -23,6 +23,7 @@ import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues
 import { startRemediationWorker } from './queue/remediation-worker.js';
 import { watchPersistence } from './queue/redis-persistence.js';
 import { RedisHealth } from './queue/redis-health.js';
+import { Reconciler } from './reconcile/reconciler.js';
 import { receiverCounters } from './receivers/metrics.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
@@ -143,6 +144,14 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     });
     const addr = server.address() as AddressInfo;
     url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    if (config.ALERTMANAGER_URL) {
+      // Alerts that fired while no receiver was up: asked from Alertmanager, fed to the receiver path.
+      const reconciler = new Reconciler({
+        urls: config.ALERTMANAGER_URL, receiver: config.ALERTMANAGER_RECEIVER, intervalMs: config.RECONCILE_INTERVAL, log: log.child({ component: 'reconcile' }),
+        deps: { table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix, auth: {}, dryRun: config.DRY_RUN, maxBytes: config.WEBHOOK_MAX_BYTES, log },
+      }).start();
+      closers.unshift(() => reconciler.close());
+    }
   }
 
   let watcher: FSWatcher | undefined;
