@@ -1,5 +1,5 @@
 import { pino, type Logger as Pino } from 'pino';
-import { redact } from './core/redact.js';
+import { redact, redactText } from './core/redact.js';
 
 /**
  * JSON lines on stdout, written by pino: `{"level":"info","time":"…","msg":"…",…fields}`.
@@ -41,8 +41,10 @@ export function createLogger(
 function wrap(p: Pino): Logger {
   const emit = (lvl: Level) => (msg: string, fields?: Record<string, unknown>) => {
     if (!p.isLevelEnabled(lvl)) return;
-    if (fields) p[lvl](redact(fields) as object, redact(msg) as string);
-    else p[lvl](redact(msg) as string);
+    // The message as the first field (pino would write it last): lines read, and grep, as before.
+    const line: Record<string, unknown> = { msg: redactText(msg), ...(fields ? (redact(fields) as object) : {}) };
+    line.msg = redactText(msg);
+    p[lvl](line);
   };
   return {
     debug: emit('debug'),
