@@ -9,6 +9,8 @@ import type { Queue } from 'bullmq';
 import type { Metrics } from './metrics.js';
 import { metricsRouter } from './receivers/metrics.js';
 import type { Persistence } from './queue/redis-persistence.js';
+import { uiRouter } from './ui/router.js';
+import type { ControlsSource } from './ui/rules-page.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
@@ -21,6 +23,8 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   persistence?: () => Persistence | undefined;
   adminToken?: string;
   log: Logger;
+  /** Status page: the cookie's Secure flag, and the pauses/quarantines hook (issue 8). */
+  ui?: { secureCookie?: boolean; controls?: ControlsSource };
 }
 
 /** Builds the HTTP app; never listens, so tests mount it on port 0. */
@@ -33,11 +37,12 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps));
   app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema } }));
   app.use(adminRouter(deps));
+  app.use(uiRouter({ ...deps, ...deps.ui }));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
-    deps.log.error('request failed', { error: err.message });
+    deps.log.error('request failed', { error: err }); // with its stack
     res.status(500).json({ error: 'internal error' });
   });
   return app;

@@ -24,6 +24,8 @@ import { startRemediationWorker } from './queue/remediation-worker.js';
 import { watchPersistence } from './queue/redis-persistence.js';
 import { createMetrics } from './metrics.js';
 import { metricsApp } from './receivers/metrics.js';
+import { RedisHealth } from './queue/redis-health.js';
+import { Reconciler } from './reconcile/reconciler.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
@@ -71,9 +73,10 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   for (const c of seeded.conflicts) log.warn('sender number seed not applied', { conflict: c });
 
   const prefix = config.QUEUE_PREFIX;
-  const producer = redisConnection(config.REDIS_URL, 'producer', log, 'producer');
+  const redisHealth = new RedisHealth(log.child({ redis: redactUrl(config.REDIS_URL) }));
+  const producer = redisConnection(config.REDIS_URL, 'producer', redisHealth, 'producer');
   // BullMQ loads its scripts into the producer; plain commands go on a connection without them.
-  const plain = redisConnection(config.REDIS_URL, 'plain', log, 'plain');
+  const plain = redisConnection(config.REDIS_URL, 'plain', redisHealth, 'plain');
   const closers: (() => Promise<unknown>)[] = [];
   const queues: Queue[] = [];
   const ws: Worker[] = [];
@@ -109,8 +112,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     const ruleKeys = table.rules.some((r) => r.spec.notify.pagerduty && r.spec.notify.pagerduty.routing_key_env);
     if (!config.PAGERDUTY_ROUTING_KEY && !ruleKeys) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
     warnMissingSecrets(table, env, log);
-    const workerConn = redisConnection(config.REDIS_URL, 'worker', log, 'worker');
-    const lockConn = redisConnection(config.REDIS_URL, 'worker', log, 'locks');
+    const workerConn = redisConnection(config.REDIS_URL, 'worker', redisHealth, 'worker');
+    const lockConn = redisConnection(config.REDIS_URL, 'worker', redisHealth, 'locks');
     conns.push(workerConn, lockConn);
     const targets = notifiers.map((n) => ({ notifier: n, queue: makeQueue(QUEUES.notify(n.name), lockConn, prefix) }));
     queues.push(...targets.map((t) => t.queue));
@@ -153,12 +156,21 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
       schema: config.DATABASE_SCHEMA, metrics, queues: () => metricQueues, persistence: persistence.current,
+      ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:') },
     });
     server = await listen(app, {
       port: config.PORT, host: config.HOST,
       headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     });
     url = httpUrl(server);
+    if (config.ALERTMANAGER_URL) {
+      // Alerts that fired while no receiver was up: asked from Alertmanager, fed to the receiver path.
+      const reconciler = new Reconciler({
+        urls: config.ALERTMANAGER_URL, receiver: config.ALERTMANAGER_RECEIVER, intervalMs: config.RECONCILE_INTERVAL, log: log.child({ component: 'reconcile' }),
+        deps: { table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix, auth: {}, dryRun: config.DRY_RUN, maxBytes: config.WEBHOOK_MAX_BYTES, log },
+      }).start();
+      closers.unshift(() => reconciler.close());
+    }
   }
   // A worker-only process has no webhook port: its metrics, /healthz and /readyz get a small one.
   let metricsServer: Server | undefined;

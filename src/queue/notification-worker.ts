@@ -9,6 +9,7 @@ import type { RunEvent } from '../notifiers/events.js';
 import { notifyBackoff } from '../notifiers/sink.js';
 import { NotifyNotYetError, NotifyPermanentError, NotifyRetryAfterError, type Notifier } from '../notifiers/types.js';
 import { QUEUES } from './queues.js';
+import { isRedisConnectionError } from './redis-health.js';
 
 /** One delivery (all its requests, and the waits between them) is aborted after this. */
 const DELIVERY_TIMEOUT_MS = 60_000;
@@ -76,6 +77,7 @@ export function startNotificationWorker(opts: {
       settings: { backoffStrategy: (attemptsMade: number) => (opts.backoff ?? notifyBackoff)(attemptsMade) },
     },
   );
-  worker.on('error', (err) => log.error('notification worker error', { error: err.message }));
+  // Lost Redis is logged once by the connections' RedisHealth; anything else is a worker problem.
+  worker.on('error', (err) => isRedisConnectionError(err) || log.error('notification worker error', { error: err }));
   return worker;
 }
