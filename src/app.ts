@@ -8,6 +8,9 @@ import type { Pool } from 'pg';
 import type { Queue } from 'bullmq';
 import { metricsRouter, type Counters } from './receivers/metrics.js';
 import type { Persistence } from './queue/redis-persistence.js';
+import { adminSafetyRouter } from './receivers/admin-safety.js';
+import { pagerDutyWebhookRouter, type PagerDutyWebhookDeps } from './receivers/pagerduty-webhook.js';
+import type { Operator } from './safety/operator.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
@@ -20,6 +23,10 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   persistence?: () => Persistence | undefined;
   adminToken?: string;
   log: Logger;
+  /** Pauses, quarantines, human acknowledgments (src/safety). */
+  operator: Operator;
+  pagerDutyWebhookSecret?: string;
+  sink?: PagerDutyWebhookDeps['sink'];
 }
 
 /** Builds the HTTP app; never listens, so tests mount it on port 0. */
@@ -30,8 +37,10 @@ export function createApp(deps: AppDeps): Express {
   // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
   app.use(healthRouter(deps));
-  app.use(metricsRouter(deps));
+  app.use(metricsRouter({ ...deps, safetyCounts: () => deps.operator.store.counts() }));
   app.use(adminRouter(deps));
+  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken }));
+  app.use(pagerDutyWebhookRouter({ ...deps, safety: deps.operator.store, safetyAudit: deps.operator.audit }));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });

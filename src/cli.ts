@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { migrate } from './audit/migrate.js';
 import { ConfigError, loadConfig } from './config.js';
 import { numbersCommand } from './cli/numbers.js';
+import { isSafetyCommand, safetyCommand, safetyUsage } from './cli/safety.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import { loadRules, RuleLoadError } from './rules/load.js';
 import { decide } from './rules/table.js';
@@ -17,7 +18,8 @@ const usage = `usage: remediator <command>
                                 enqueue, and why the others do not match
   remediations list             every remediation with its params and permissions
   migrate                       apply database migrations (DATABASE_URL, DATABASE_SCHEMA)
-  numbers add|list|disable|enable ...   manage sender number pools`;
+  numbers add|list|disable|enable ...   manage sender number pools
+${safetyUsage}`;
 
 export interface CliIo {
   out: (line: string) => void;
@@ -52,6 +54,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       listRemediations(registry, io);
       return 0;
     }
+    if (isSafetyCommand(cmd)) return await safetyCommand(cmd!, [sub, ...rest].filter((a): a is string => a !== undefined), { config: loadConfig(io.env), out: io.out, err: io.err });
     if (cmd === 'migrate' || cmd === 'numbers') {
       const config = loadConfig(io.env);
       const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });

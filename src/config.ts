@@ -38,11 +38,13 @@ const envSchema = z.object({
   PAGERDUTY_API_URL: z.string().url().default('https://api.pagerduty.com'),
   PAGERDUTY_FROM: z.string().email().optional(),
   PUBLIC_URL: z.string().url().optional(),
+  SLACK_SIGNING_SECRET: z.string().min(1).optional(),
+  PAGERDUTY_WEBHOOK_SECRET: z.string().min(1).optional(),
 });
 
 export type Config = z.output<typeof envSchema>;
 
-const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
+const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'SLACK_SIGNING_SECRET', 'PAGERDUTY_WEBHOOK_SECRET', 'DATABASE_URL', 'REDIS_URL']);
 
 export class ConfigError extends Error {}
 

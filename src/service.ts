@@ -14,7 +14,7 @@ import { AuditStore } from './audit/store.js';
 import { migrate } from './audit/migrate.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { auditOnlySink } from './notifiers/events.js';
+import { auditOnlySink, type EventSink } from './notifiers/events.js';
 import { buildNotifiers } from './notifiers/registry.js';
 import { queueSink } from './notifiers/sink.js';
 import { startIngestWorker } from './queue/ingest-worker.js';
@@ -27,6 +27,8 @@ import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
 import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
+import { SafetyAudit } from './audit/safety-store.js';
+import { SafetyStore } from './safety/store.js';
 
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
@@ -54,6 +56,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   const applied = await migrate(pool, config.DATABASE_SCHEMA);
   if (applied.length) log.info('database migrated', { schema: config.DATABASE_SCHEMA, applied });
   const audit = new AuditStore(pool, config.DATABASE_SCHEMA);
+  const safetyAudit = new SafetyAudit(pool, config.DATABASE_SCHEMA);
   const seeded = await seedNumberPools(pool, config.DATABASE_SCHEMA, table.targets);
   if (seeded.inserted.length) log.info('sender numbers seeded from targets', { inserted: seeded.inserted });
   for (const c of seeded.conflicts) log.warn('sender number seed not applied', { conflict: c });
@@ -84,8 +87,10 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   // Every running remediation follows it with one listener (removed when the run ends).
   setMaxListeners(config.WORKER_CONCURRENCY + 10, shutdown.signal);
 
+  const notifiers = buildNotifiers(config, { audit, pool, schema: config.DATABASE_SCHEMA, env, log });
+  let sink: EventSink = auditOnlySink;
+  closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));
   if (workers) {
-    const notifiers = buildNotifiers(config, { audit, pool, schema: config.DATABASE_SCHEMA, env, log });
     if (!notifiers.some((n) => n.name === 'slack')) log.warn('Slack is not configured (SLACK_BOT_TOKEN): outcomes go to the audit trail only');
     const ruleKeys = table.rules.some((r) => r.spec.notify.pagerduty && r.spec.notify.pagerduty.routing_key_env);
     if (!config.PAGERDUTY_ROUTING_KEY && !ruleKeys) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
@@ -94,7 +99,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     conns.push(workerConn, lockConn);
     const targets = notifiers.map((n) => ({ notifier: n, queue: makeQueue(QUEUES.notify(n.name), lockConn, prefix) }));
     queues.push(...targets.map((t) => t.queue));
-    const sink = targets.length ? queueSink({ connection: lockConn, prefix, targets }) : auditOnlySink;
+    if (targets.length) sink = queueSink({ connection: lockConn, prefix, targets });
     const deps: RemediationDeps = {
       pool,
       schema: config.DATABASE_SCHEMA,
@@ -104,11 +109,13 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       kubeConfig: lazyKubeConfig(env),
     };
     ws.push(
-      startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS }),
+      startRemediationWorker({
+        connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY,
+        shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS, safety: { store: new SafetyStore(lockConn, prefix), audit: safetyAudit },
+      }),
       startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal }),
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
     );
-    closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));
     // Cooling sender numbers whose time has passed go back to their pool's spares.
     const sweep = setInterval(() => {
       releaseCooledNumbers(pool, config.DATABASE_SCHEMA, new Date()).then(
@@ -127,12 +134,19 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     // Queue depths for /metrics: every queue, whichever processes consume them.
     const notifyQueues = ['slack', 'pagerduty'].map((n) => makeQueue(QUEUES.notify(n), producer, prefix));
     queues.push(...notifyQueues);
+    // A receiver-only process tells Slack about PagerDuty acknowledgments through the same queues.
+    if (!workers) {
+      const targets = notifiers.flatMap((n) => notifyQueues.filter((q) => q.name === QUEUES.notify(n.name)).map((queue) => ({ notifier: n, queue })));
+      if (targets.length) sink = queueSink({ connection: producer, prefix, targets });
+    }
     const metricQueues = [remediationsQueue, ingestQueue, ...notifyQueues];
     const app = createApp({
       table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix,
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
       schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues, persistence: persistence.current,
+      operator: { store: new SafetyStore(plain, prefix), audit: safetyAudit, now: () => new Date() },
+      pagerDutyWebhookSecret: config.PAGERDUTY_WEBHOOK_SECRET, sink,
     });
     server = await listen(app, {
       port: config.PORT, host: config.HOST,

@@ -96,6 +96,7 @@ export function planFor(event: RunEvent, policy: PagerDutyPolicy, canNote: boole
       return { kind: 'event', action: 'acknowledge', why: 'a fix is in progress' };
     case 'succeeded':
     case 'skipped':
+      if (event.type === 'skipped' && event.page) return policy.escalate ? { kind: 'page', why: event.page } : note(`skipped (${event.reason}), escalate: false`);
       if (!fixedOutcome(event.type, event.reason)) return note(`skipped (${event.reason})`);
       if (policy.resolve === 'immediately') return { kind: 'event', action: 'resolve', why: `${event.type}, resolve: immediately` };
       return note(`${event.type}, resolve: ${policy.resolve}`);
@@ -204,6 +205,8 @@ export function pageEvent(
   let summary: string;
   if (event.type === 'notified') {
     summary = `No automatic remediation for ${l.alertname ?? event.rule} on ${source}: ${instructions ?? 'a human must act.'}`;
+  } else if (event.type === 'skipped') {
+    summary = `Auto-remediation held back: ${event.rule} on ${source}: ${event.message}${reason ? ` [${reason}]` : ''}`;
   } else {
     summary = `Auto-remediation failed: ${event.rule} on ${source}: ${event.message}${reason ? ` [${reason}]` : ''}`;
   }

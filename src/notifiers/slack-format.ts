@@ -49,6 +49,11 @@ const MAX_LABELS = 6;
 const SKIP_REASONS: Record<string, string> = {
   cooldown: 'cooldown',
   duplicate: 'duplicate of an earlier run',
+  paused: 'paused by an operator',
+  quarantined: 'quarantined: fixes did not hold',
+  human_ack: 'a person acknowledged in PagerDuty',
+  resolved: 'alert resolved before it ran',
+  budget: 'run budget spent',
 };
 
 /** The emoji and words for a run state, as the root and the fallback text show them. */

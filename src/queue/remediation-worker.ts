@@ -15,6 +15,9 @@ import type { Registry } from '../remediations/registry.js';
 import type { RemediationDeps, RemediationResult } from '../remediations/types.js';
 import { untilStored } from '../audit/retry.js';
 import { QUEUES } from './queues.js';
+import { checkGates } from '../safety/gates.js';
+import type { SafetyStore } from '../safety/store.js';
+import type { SafetyAudit } from '../audit/safety-store.js';
 import { TargetLock } from './target-lock.js';
 
 /** How long a remediation gets to unwind after its deadline before it is left running on its own. */
@@ -36,6 +39,8 @@ export interface RemediationWorkerOptions {
   shutdown?: AbortSignal;
   /** BullMQ job lock (renewed while the job runs); a dead worker's job runs again after about this long. */
   lockMs?: number;
+  /** Pauses, budgets, quarantines, human acknowledgments (src/safety), shared by every process. */
+  safety: { store: SafetyStore; audit: SafetyAudit };
 }
 
 /**
@@ -75,10 +80,11 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }, log);
   // Audit writes wait out a PostgreSQL outage (delay, never a lost record nor a used attempt).
   const stored = <T>(what: string, fn: () => Promise<T>) => untilStored(what, fn, { log, signal: o.shutdown });
-  const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string } = {}) => {
+  const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string; page?: string } = {}) => {
     const at = o.deps.now();
-    await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...extra }));
-    await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
+    const { page, ...recorded } = extra;
+    await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...recorded }));
+    await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'], ...(page ? { page } : {}) });
     log.info('run ended', { state, summary, reason: extra.reason });
   };
 
@@ -120,6 +126,19 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
         await end('skipped', `Cooldown: rule ${spec.rule} already ran on ${spec.target ?? 'this target'} at ${recent.started_at?.toISOString()} (cooldown ${formatDuration(rule.spec.cooldown)}).`, { reason: 'cooldown' });
         return;
       }
+    }
+    // Pauses, loop quarantine, a person's PagerDuty acknowledgment, an alert already resolved, budgets.
+    const gate = await checkGates({
+      store: o.safety.store, audit: o.audit, safetyAudit: o.safety.audit, rule, table: o.table(), spec, now: o.deps.now(),
+      say: async (message, details) => {
+        await stored('run event', () => o.audit.addEvent(spec.jobId, 'step', attempt, message, details));
+        await publish('step', message, { details });
+      },
+    });
+    if (gate) {
+      await end('skipped', gate.message, { reason: gate.reason, details: gate.details, page: gate.page });
+      await o.safety.store.count(gate.reason).catch((e: Error) => log.warn('could not count the safety decision', { error: e.message }));
+      return;
     }
     const startedAt = o.deps.now();
     await stored('run started', () => o.audit.runStarted(spec, attempt, new Date(job.timestamp), startedAt));

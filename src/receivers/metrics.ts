@@ -44,7 +44,11 @@ function labelText(labels: Record<string, string>): string {
  * and the remediation runs of the last 24 hours by action, state and reason (shared, from the
  * audit). Labels hold names and states only, never alert labels or secrets.
  */
-export function metricsRouter(deps: { counters: Counters; queues: () => Queue[]; pool: Pool; schema: string; persistence?: () => Persistence | undefined }): Router {
+export function metricsRouter(deps: {
+  counters: Counters; queues: () => Queue[]; pool: Pool; schema: string; persistence?: () => Persistence | undefined;
+  /** Runs held back by a safety gate, by reason, counted in Redis by every worker process. */
+  safetyCounts?: () => Promise<Record<string, number>>;
+}): Router {
   const router = express.Router();
   router.get('/metrics', async (_req, res) => {
     const lines = deps.counters.render();
@@ -71,6 +75,12 @@ export function metricsRouter(deps: { counters: Counters; queues: () => Queue[];
          WHERE queued_at > now() - interval '24 hours' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       );
       for (const r of rows) lines.push(`remediator_runs_last_24h${labelText({ action: r.action, state: r.state, reason: r.reason ?? '' })} ${r.n}`);
+    } catch {
+      up = 0;
+    }
+    lines.push('# HELP remediator_safety_skips_total Runs not acted on by a safety gate (paused, quarantined, human_ack, resolved, budget), all processes.', '# TYPE remediator_safety_skips_total counter');
+    try {
+      for (const [reason, n] of Object.entries((await deps.safetyCounts?.()) ?? {}).sort()) lines.push(`remediator_safety_skips_total${labelText({ reason })} ${n}`);
     } catch {
       up = 0;
     }

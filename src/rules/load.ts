@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { ruleFileSchema, ruleSchema, type RuleSpec } from './schema.js';
+import { ruleFileSchema, ruleSchema, type Budget, type RuleSpec } from './schema.js';
 import { parseMatcher, type Matcher } from './matchers.js';
 import { eachString, hasTemplate } from './template.js';
 import { targetKinds, type Registry } from '../remediations/registry.js';
@@ -26,6 +26,8 @@ export interface CompiledRule {
 export interface RuleTable {
   rules: CompiledRule[];
   targets: Map<string, Target>;
+  /** Blast-radius caps by action (top-level `limits.actions` of the rule files). */
+  actionLimits: Map<string, Budget>;
   files: string[];
   loadedAt: Date;
 }
@@ -57,6 +59,7 @@ export function compileRules(sources: { file: string; text: string }[], registry
   const kinds = targetKinds(registry);
   const targets = new Map<string, Target>();
   const rawRules: { file: string; index: number; raw: unknown }[] = [];
+  const actionLimits = new Map<string, Budget & { file: string }>();
 
   for (const { file, text } of sources) {
     const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
@@ -88,6 +91,12 @@ export function compileRules(sources: { file: string; text: string }[], registry
       }
       targets.set(name, { name, kind: kind as string, config: config.data, file });
     }
+    for (const [action, limit] of Object.entries(parsed.data.limits.actions)) {
+      const where = `${file}: limits.actions.${action}`;
+      if (!registry.get(action)) problems.push(`${where}: unknown action (known: ${[...registry.keys()].sort().join(', ')})`);
+      else if (actionLimits.has(action)) problems.push(`${where}: duplicate limit (also in ${actionLimits.get(action)!.file})`);
+      else actionLimits.set(action, { ...limit, file });
+    }
     parsed.data.rules.forEach((raw, index) => rawRules.push({ file, index, raw }));
   }
 
@@ -117,7 +126,8 @@ export function compileRules(sources: { file: string; text: string }[], registry
     rules.push({ spec, file, remediation, matchers: spec.match.map(parseMatcher) });
   }
   if (problems.length > 0) throw new RuleLoadError(problems);
-  return { rules, targets, files: sources.map((s) => s.file), loadedAt: new Date() };
+  const limits = new Map([...actionLimits].map(([a, { runs, per }]) => [a, { runs, per }]));
+  return { rules, targets, actionLimits: limits, files: sources.map((s) => s.file), loadedAt: new Date() };
 }
 
 function checkTarget(spec: RuleSpec, r: Remediation<any, any>, targets: Map<string, Target>): string[] {
