@@ -11,6 +11,7 @@ import type { Persistence } from './queue/redis-persistence.js';
 import { adminSafetyRouter } from './receivers/admin-safety.js';
 import { pagerDutyWebhookRouter, type PagerDutyWebhookDeps } from './receivers/pagerduty-webhook.js';
 import type { Operator } from './safety/operator.js';
+import { slackInteractionsRouter } from './receivers/slack-interactions.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
@@ -26,6 +27,7 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   /** Pauses, quarantines, human acknowledgments (src/safety). */
   operator: Operator;
   pagerDutyWebhookSecret?: string;
+  slackSigningSecret?: string;
   sink?: PagerDutyWebhookDeps['sink'];
 }
 
@@ -41,6 +43,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(adminRouter(deps));
   app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken }));
   app.use(pagerDutyWebhookRouter({ ...deps, safety: deps.operator.store, safetyAudit: deps.operator.audit }));
+  app.use(slackInteractionsRouter(deps));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });

@@ -146,7 +146,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
       schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues, persistence: persistence.current,
       operator: { store: new SafetyStore(plain, prefix), audit: safetyAudit, now: () => new Date() },
-      pagerDutyWebhookSecret: config.PAGERDUTY_WEBHOOK_SECRET, sink,
+      pagerDutyWebhookSecret: config.PAGERDUTY_WEBHOOK_SECRET, slackSigningSecret: config.SLACK_SIGNING_SECRET, sink,
     });
     server = await listen(app, {
       port: config.PORT, host: config.HOST,

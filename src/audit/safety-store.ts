@@ -56,15 +56,18 @@ export class SafetyAudit {
        ORDER BY k.queued_at DESC LIMIT 1`,
       [dedupKey],
     );
-    const r = rows[0];
-    if (!r) return undefined;
-    const { labels, annotations, ...run } = r as RunRow & { labels: Record<string, string> | null; annotations: Record<string, string> | null; g?: string; f?: string };
-    delete (run as { g?: string }).g;
-    delete (run as { f?: string }).f;
-    return {
-      ...run,
-      alert: { fingerprint: r.fingerprint, status: 'firing', startsAt: r.starts_at?.toISOString() ?? '', endsAt: '', labels: labels ?? {}, annotations: annotations ?? {}, generatorURL: '' },
-    };
+    return rows[0] && withAlert(rows[0]);
+  }
+
+  /** A run with the alert it was about (labels and annotations from its latest alert row), for run events. */
+  async runWithAlert(jobId: string): Promise<(RunRow & { alert: AlertInfo }) | undefined> {
+    const { rows } = await this.pool.query<RunRow & { labels: Record<string, string> | null; annotations: Record<string, string> | null }>(
+      `SELECT r.*, a.labels, a.annotations FROM ${this.s}.runs r
+       LEFT JOIN LATERAL (SELECT labels, annotations FROM ${this.s}.alerts WHERE fingerprint = r.fingerprint ORDER BY id DESC LIMIT 1) a ON true
+       WHERE r.job_id = $1`,
+      [jobId],
+    );
+    return rows[0] && withAlert(rows[0]);
   }
 
   async addRunEvent(jobId: string, state: string, message: string, details?: Record<string, unknown>): Promise<void> {
@@ -81,4 +84,12 @@ export class SafetyAudit {
     const { rows } = await this.pool.query(`SELECT at, kind, scope, by_whom, reason, details FROM ${this.s}.operator_actions ORDER BY id DESC LIMIT $1`, [limit]);
     return rows;
   }
+}
+
+function withAlert(r: RunRow & { labels: Record<string, string> | null; annotations: Record<string, string> | null }): RunRow & { alert: AlertInfo } {
+  const { labels, annotations, g: _g, f: _f, ...run } = r as typeof r & { g?: string; f?: string };
+  return {
+    ...run,
+    alert: { fingerprint: r.fingerprint, status: 'firing', startsAt: r.starts_at?.toISOString() ?? '', endsAt: '', labels: labels ?? {}, annotations: annotations ?? {}, generatorURL: '' },
+  };
 }

@@ -38,6 +38,10 @@ export interface RootView {
   error?: string | null;
   alertResolvedAt?: Date | null;
   durationMs?: number | null;
+  /** The run id, carried by the "Pause this rule" button. */
+  jobId?: string;
+  /** Slack interactivity is set up (SLACK_SIGNING_SECRET): show the buttons. */
+  interactive?: boolean;
 }
 
 /** Labels worth a line on a phone, in this order; alertname and severity are shown apart. */
@@ -164,6 +168,7 @@ export function renderRoot(v: RootView): SlackBody {
     link(alertmanagerUrl(v.externalURL, labels), 'Alertmanager'),
   ].filter((l): l is string => l !== undefined);
   if (links.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: links.join(' · ') }] });
+  if (v.interactive && v.jobId) blocks.push(pauseButton(v.rule, v.jobId));
   return { text, blocks };
 }
 
@@ -230,4 +235,25 @@ function formatMs(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
   if (ms < 120_000) return `${Math.round(ms / 100) / 10} s`;
   return `${Math.round(ms / 60_000)} min`;
+}
+
+/** action_id of the "Pause this rule" button (src/receivers/slack-interactions.ts handles it). */
+export const PAUSE_RULE_ACTION = 'remediator_pause_rule';
+
+/** The "Pause this rule" button; its value is the run id, from which the handler finds the rule. */
+export function pauseButton(rule: string, jobId: string): SlackBlock {
+  return {
+    type: 'actions',
+    block_id: 'remediator_run_actions',
+    elements: [{
+      type: 'button', action_id: PAUSE_RULE_ACTION, style: 'danger', value: jobId,
+      text: { type: 'plain_text', text: 'Pause this rule', emoji: false },
+      confirm: {
+        title: { type: 'plain_text', text: 'Pause this rule?' },
+        text: { type: 'mrkdwn', text: esc(clip(`No run of rule ${rule} will act until someone resumes it (remediator resume rule:${rule}).`, 300)) },
+        confirm: { type: 'plain_text', text: 'Pause' },
+        deny: { type: 'plain_text', text: 'Cancel' },
+      },
+    }],
+  };
 }

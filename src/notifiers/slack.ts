@@ -65,6 +65,8 @@ export interface SlackNotifierOptions {
   gapWaitMs?: number;
   /** How long an event waits for a predecessor that is still being retried; default 15 min. */
   pendingWaitMs?: number;
+  /** Slack interactivity is configured (SLACK_SIGNING_SECRET): roots carry a "Pause this rule" button. */
+  interactive?: boolean;
 }
 
 /** Slack's own transient `ok:false` codes; every other code is final (docs: per-method "Errors"). */
@@ -155,7 +157,7 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
     // second pool connection while it holds one (with concurrency >= pool size that could stall every job).
     const run = (await c.query<RunRow>(`SELECT * FROM ${s}.runs WHERE job_id = $1`, [e.jobId])).rows[0];
     const view = rootView(e, run);
-    const body = storableDeep(renderRoot(view));
+    const body = storableDeep(renderRoot({ ...view, jobId: e.jobId, interactive: o.interactive }));
     return { body, state: `${view.state}${view.alertResolvedAt ? '+resolved' : ''}`, hash: createHash('sha256').update(JSON.stringify(body)).digest('hex') };
   }
 

@@ -49,5 +49,11 @@ export function adminSafetyRouter(deps: { operator: Operator; adminToken?: strin
     const q = await lift(deps.operator, { which: b.quarantine, by: `admin-api:${b.by}`, reason: b.reason });
     return q ? { status: 200, body: { lifted: q } } : { status: 404, body: { error: `${b.quarantine} is not quarantined` } };
   }));
+  // A body that is not JSON is the caller's mistake: 400, not the app's 500.
+  router.use((err: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
+    if (err.type === 'entity.parse.failed') return void res.status(400).json({ error: 'body: not JSON' });
+    if (err.status === 413) return void res.status(413).json({ error: 'body too large' });
+    next(err);
+  });
   return router;
 }
