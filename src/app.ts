@@ -11,7 +11,7 @@ import type { Persistence } from './queue/redis-persistence.js';
 import { adminSafetyRouter } from './receivers/admin-safety.js';
 import { pagerDutyWebhookRouter, type PagerDutyWebhookDeps } from './receivers/pagerduty-webhook.js';
 import type { Operator } from './safety/operator.js';
-import { slackInteractionsRouter } from './receivers/slack-interactions.js';
+import { slackInteractionsRouter, type SlackInteractionDeps } from './receivers/slack-interactions.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
@@ -28,6 +28,8 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   operator: Operator;
   pagerDutyWebhookSecret?: string;
   slackSigningSecret?: string;
+  /** Slack Web API client: approval messages are updated after a decision; approver user groups are read. */
+  slack?: SlackInteractionDeps['slack'];
   sink?: PagerDutyWebhookDeps['sink'];
 }
 

@@ -16,6 +16,7 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { auditOnlySink, type EventSink } from './notifiers/events.js';
 import { buildNotifiers } from './notifiers/registry.js';
+import { createSlackClient } from './notifiers/slack.js';
 import { queueSink } from './notifiers/sink.js';
 import { startIngestWorker } from './queue/ingest-worker.js';
 import { startNotificationWorker } from './queue/notification-worker.js';
@@ -29,6 +30,7 @@ import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
 import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
 import { SafetyAudit } from './audit/safety-store.js';
 import { SafetyStore } from './safety/store.js';
+import { Approvals } from './safety/approvals.js';
 
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
@@ -111,7 +113,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     ws.push(
       startRemediationWorker({
         connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY,
-        shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS, safety: { store: new SafetyStore(lockConn, prefix), audit: safetyAudit },
+        shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS, safety: { store: new SafetyStore(lockConn, prefix), audit: safetyAudit, approvals: new Approvals(lockConn, prefix, safetyAudit) },
       }),
       startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal }),
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
@@ -145,7 +147,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
       maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
       schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues, persistence: persistence.current,
-      operator: { store: new SafetyStore(plain, prefix), audit: safetyAudit, now: () => new Date() },
+      operator: { store: new SafetyStore(plain, prefix), audit: safetyAudit, approvals: new Approvals(plain, prefix, safetyAudit), now: () => new Date() },
+      slack: config.SLACK_BOT_TOKEN ? createSlackClient({ token: config.SLACK_BOT_TOKEN, apiUrl: config.SLACK_API_URL, log }) : undefined,
       pagerDutyWebhookSecret: config.PAGERDUTY_WEBHOOK_SECRET, slackSigningSecret: config.SLACK_SIGNING_SECRET, sink,
     });
     server = await listen(app, {

@@ -31,6 +31,16 @@ export class SafetyAudit {
     return rows[0];
   }
 
+  /** The last runs of a rule on a target (what it did the last times), newest first. */
+  async recentRuns(rule: string, target: string | undefined, excludeJob: string, limit: number): Promise<Pick<RunRow, 'job_id' | 'state' | 'error_reason' | 'finished_at' | 'queued_at' | 'summary'>[]> {
+    const { rows } = await this.pool.query(
+      `SELECT job_id, state, error_reason, finished_at, queued_at, summary FROM ${this.s}.runs
+       WHERE rule = $1 AND target IS NOT DISTINCT FROM $2 AND job_id <> $3 ORDER BY queued_at DESC LIMIT $4`,
+      [rule, target ?? null, excludeJob, limit],
+    );
+    return rows;
+  }
+
   /** Records the verdict once; false when another process judged that run first. */
   async judge(jobId: string, verdict: 'effective' | 'ineffective', message: string): Promise<boolean> {
     const { rowCount } = await this.pool.query(`UPDATE ${this.s}.runs SET fix_verdict = $2, updated_at = now() WHERE job_id = $1 AND fix_verdict IS NULL`, [jobId, verdict]);

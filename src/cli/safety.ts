@@ -6,15 +6,17 @@ import { SafetyAudit } from '../audit/safety-store.js';
 import type { Config } from '../config.js';
 import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../safety/operator.js';
 import { SafetyStore } from '../safety/store.js';
+import { Approvals, decideApproval } from '../safety/approvals.js';
 
 export const safetyUsage = `  pause <all|rule:NAME|action:NAME|target:NAME> --reason TEXT [--until ISO | --for 30m] [--by NAME]
                                 stop automation there (runs are recorded as skipped: paused)
   resume <scope> [--by NAME]    lift a pause
   resume --quarantine RULE@TARGET [--by NAME] [--reason TEXT]
                                 lift a loop quarantine
-  status [--json]               pauses, quarantines, PagerDuty holds, runs held back`;
+  status [--json]               pauses, quarantines, PagerDuty holds, runs held back
+  approve|reject <run id> [--by NAME]   decide a run waiting for approval`;
 
-const COMMANDS = new Set(['pause', 'resume', 'status']);
+const COMMANDS = new Set(['pause', 'resume', 'status', 'approve', 'reject']);
 export const isSafetyCommand = (cmd: string | undefined) => cmd !== undefined && COMMANDS.has(cmd);
 
 /**
@@ -34,7 +36,16 @@ export async function safetyCommand(cmd: string, args: string[], o: { config: Co
   try {
     await redis.connect();
     await migrate(pool, o.config.DATABASE_SCHEMA);
-    const op: Operator = { store: new SafetyStore(redis, o.config.QUEUE_PREFIX), audit: new SafetyAudit(pool, o.config.DATABASE_SCHEMA), now: () => new Date() };
+    const audit = new SafetyAudit(pool, o.config.DATABASE_SCHEMA);
+    const op: Operator = { store: new SafetyStore(redis, o.config.QUEUE_PREFIX), audit, approvals: new Approvals(redis, o.config.QUEUE_PREFIX, audit), now: () => new Date() };
+    if (cmd === 'approve' || cmd === 'reject') {
+      const jobId = positional[0];
+      if (!jobId) return usageError(o, `${cmd} needs a run id`);
+      const r = await decideApproval(op.approvals, { jobId, approve: cmd === 'approve', by, now: op.now() });
+      if (!r.ok) return usageError(o, r.error, 1);
+      o.out(`run ${jobId} ${r.decision.decision} by ${by}`);
+      return 0;
+    }
     if (cmd === 'status') {
       const s = await status(op);
       if (args.includes('--json')) o.out(JSON.stringify(s, null, 2));

@@ -173,7 +173,7 @@ export function renderRoot(v: RootView): SlackBody {
 }
 
 /** A thread reply for one event, or undefined when the root alone tells it (queued, running). */
-export function renderReply(e: RunEvent, o: { late?: boolean } = {}): (SlackBody & { broadcast: boolean }) | undefined {
+export function renderReply(e: RunEvent, o: { late?: boolean; interactive?: boolean } = {}): (SlackBody & { broadcast: boolean }) | undefined {
   const alertname = e.alert.labels.alertname ?? 'alert';
   const where = e.target ? ` on ${e.target}` : '';
   const attempt = e.attempt ? `Attempt ${e.attempt}: ` : '';
@@ -218,6 +218,11 @@ export function renderReply(e: RunEvent, o: { late?: boolean } = {}): (SlackBody
   if (o.late) notes.push(':hourglass: delivered late: an earlier message of this thread was delayed');
   const blocks: SlackBlock[] = [{ type: 'section', text: { type: 'mrkdwn', text: clip(esc(head), 3000) } }];
   if (notes.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: clip(notes.join('\n'), 3000) }] });
+  const approvalFor = typeof e.details?.approval_request === 'string' ? e.details.approval_request : undefined;
+  if (approvalFor && o.interactive) {
+    blocks.push(approvalButtons(approvalFor));
+    broadcast = true; // a person must see it
+  }
   return { text: clip(esc(head), 3000), blocks, broadcast };
 }
 
@@ -255,5 +260,20 @@ export function pauseButton(rule: string, jobId: string): SlackBlock {
         deny: { type: 'plain_text', text: 'Cancel' },
       },
     }],
+  };
+}
+
+export const APPROVE_ACTION = 'remediator_approve';
+export const REJECT_ACTION = 'remediator_reject';
+
+/** Approve and Reject for a run waiting for a person; the value is the run id. */
+export function approvalButtons(jobId: string): SlackBlock {
+  return {
+    type: 'actions',
+    block_id: 'remediator_approval',
+    elements: [
+      { type: 'button', action_id: APPROVE_ACTION, style: 'primary', value: jobId, text: { type: 'plain_text', text: 'Approve' } },
+      { type: 'button', action_id: REJECT_ACTION, style: 'danger', value: jobId, text: { type: 'plain_text', text: 'Reject' } },
+    ],
   };
 }

@@ -197,7 +197,7 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
     const rootTs = thread.root_ts;
 
     // Error messages and step details come from targets: make them sendable (src/core/text.ts).
-    const reply = storableDeep(renderReply(e, { late }));
+    const reply = storableDeep(renderReply(e, { late, interactive: o.interactive }));
     if (reply && !ev?.reply_ts) {
       const r = await call('chat.postMessage', () => o.client.chat.postMessage({
         channel: channelId, thread_ts: rootTs, text: reply.text, blocks: reply.blocks, reply_broadcast: reply.broadcast, unfurl_links: false, unfurl_media: false,

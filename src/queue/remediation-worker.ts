@@ -18,6 +18,7 @@ import { QUEUES } from './queues.js';
 import { checkGates } from '../safety/gates.js';
 import type { SafetyStore } from '../safety/store.js';
 import type { SafetyAudit } from '../audit/safety-store.js';
+import type { Approvals } from '../safety/approvals.js';
 import { TargetLock } from './target-lock.js';
 
 /** How long a remediation gets to unwind after its deadline before it is left running on its own. */
@@ -40,7 +41,7 @@ export interface RemediationWorkerOptions {
   /** BullMQ job lock (renewed while the job runs); a dead worker's job runs again after about this long. */
   lockMs?: number;
   /** Pauses, budgets, quarantines, human acknowledgments (src/safety), shared by every process. */
-  safety: { store: SafetyStore; audit: SafetyAudit };
+  safety: { store: SafetyStore; audit: SafetyAudit; approvals: Approvals };
 }
 
 /**
@@ -129,12 +130,17 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }
     // Pauses, loop quarantine, a person's PagerDuty acknowledgment, an alert already resolved, budgets.
     const gate = await checkGates({
-      store: o.safety.store, audit: o.audit, safetyAudit: o.safety.audit, rule, table: o.table(), spec, now: o.deps.now(),
+      store: o.safety.store, audit: o.audit, safetyAudit: o.safety.audit, approvals: o.safety.approvals, rule, table: o.table(), spec, now: o.deps.now(),
       say: async (message, details) => {
         await stored('run event', () => o.audit.addEvent(spec.jobId, 'step', attempt, message, details));
         await publish('step', message, { details });
       },
     });
+    if (gate && 'waitMs' in gate) {
+      // Waiting for a person: the job comes back later without using an attempt; the finally frees the target.
+      await job.moveToDelayed(Date.now() + gate.waitMs, token);
+      throw new DelayedError();
+    }
     if (gate) {
       await end('skipped', gate.message, { reason: gate.reason, details: gate.details, page: gate.page });
       await o.safety.store.count(gate.reason).catch((e: Error) => log.warn('could not count the safety decision', { error: e.message }));
@@ -147,6 +153,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     const state: RunState = result.outcome;
     await end(state, result.summary, { details: result.details });
   } catch (err) {
+    if (err instanceof DelayedError) throw err;
     if (o.shutdown?.aborted && !(err instanceof PermanentError)) {
       // Interrupted by our own shutdown: hand the job back without using up an attempt.
       await o.audit

@@ -2,9 +2,11 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { z } from 'zod';
 import { lift, OperatorInputError, pause, resume, status, type Operator } from '../safety/operator.js';
 import { safeEqual } from './auth.js';
+import { decideApproval } from '../safety/approvals.js';
 
 const pauseBody = z.object({ scope: z.string().min(1), reason: z.string().min(1), by: z.string().min(1), until: z.string().optional(), for: z.string().optional() }).strict();
 const resumeBody = z.object({ scope: z.string().min(1), by: z.string().min(1), reason: z.string().optional() }).strict();
+const decideBody = z.object({ by: z.string().min(1) }).strict();
 const liftBody = z.object({ quarantine: z.string().min(1), by: z.string().min(1), reason: z.string().optional() }).strict();
 
 /**
@@ -49,6 +51,15 @@ export function adminSafetyRouter(deps: { operator: Operator; adminToken?: strin
     const q = await lift(deps.operator, { which: b.quarantine, by: `admin-api:${b.by}`, reason: b.reason });
     return q ? { status: 200, body: { lifted: q } } : { status: 404, body: { error: `${b.quarantine} is not quarantined` } };
   }));
+  for (const [path, approve] of [['approve', true], ['reject', false]] as const) {
+    router.post(`/api/runs/:jobId/${path}`, auth, json, async (req, res) => {
+      const b = decideBody.safeParse(req.body ?? {});
+      if (!b.success) return void res.status(400).json({ error: `${b.error.issues[0]!.path.join('.') || 'body'}: ${b.error.issues[0]!.message}` });
+      const r = await decideApproval(deps.operator.approvals, { jobId: String(req.params.jobId), approve, by: `admin-api:${b.data.by}`, now: deps.operator.now() });
+      if (!r.ok) return void res.status(409).json({ error: r.error });
+      res.json({ decision: r.decision });
+    });
+  }
   // A body that is not JSON is the caller's mistake: 400, not the app's 500.
   router.use((err: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
     if (err.type === 'entity.parse.failed') return void res.status(400).json({ error: 'body: not JSON' });

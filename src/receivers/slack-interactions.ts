@@ -4,7 +4,9 @@ import { z } from 'zod';
 import type { AuditStore } from '../audit/store.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifiers/events.js';
-import { PAUSE_RULE_ACTION } from '../notifiers/slack-format.js';
+import type { WebClient } from '@slack/web-api';
+import { APPROVE_ACTION, esc, PAUSE_RULE_ACTION, REJECT_ACTION } from '../notifiers/slack-format.js';
+import { decideApproval } from '../safety/approvals.js';
 import { publishSafely } from '../notifiers/sink.js';
 import type { RuleTable } from '../rules/load.js';
 import { pause, type Operator } from '../safety/operator.js';
@@ -32,10 +34,13 @@ const blockActions = z.object({
   user: z.object({ id: z.string().min(1), username: z.string().optional(), name: z.string().optional() }).passthrough(),
   trigger_id: z.string().min(1),
   actions: z.array(z.object({ action_id: z.string(), value: z.string().optional(), action_ts: z.string() }).passthrough()).min(1),
+  container: z.object({ channel_id: z.string().optional(), message_ts: z.string().optional() }).passthrough().optional(),
 }).passthrough();
+type BlockActions = z.output<typeof blockActions>;
 
 export interface SlackInteractionDeps {
   slackSigningSecret?: string;
+  slack?: WebClient;
   operator: Operator;
   audit: AuditStore;
   sink?: EventSink;
@@ -75,6 +80,9 @@ export function slackInteractionsRouter(deps: SlackInteractionDeps): Router {
     }
     const action = p.actions[0]!;
     if (action.action_id === PAUSE_RULE_ACTION) return void res.status(200).json(await pauseRule(deps, p.user.id, action.value ?? ''));
+    if (action.action_id === APPROVE_ACTION || action.action_id === REJECT_ACTION) {
+      return void res.status(200).json(await decide(deps, p, action.value ?? '', action.action_id === APPROVE_ACTION));
+    }
     res.status(200).json({ ignored: `unknown action ${action.action_id}` });
   });
   return router;
@@ -96,4 +104,43 @@ async function pauseRule(deps: SlackInteractionDeps, user: string, jobId: string
     }, deps.log);
   }
   return { paused: p.scope };
+}
+
+/**
+ * Approve / Reject: only a listed approver (a user id, or a member of a listed user group) decides;
+ * the decision is recorded (who, when) and the message is updated to say it, without buttons.
+ */
+async function decide(deps: SlackInteractionDeps, p: BlockActions, jobId: string, approve: boolean): Promise<Record<string, unknown>> {
+  const req = await deps.operator.approvals.requestOf(jobId);
+  if (!req) return { ignored: 'this run is not waiting for an approval' };
+  const user = p.user.id;
+  if (!(await isApprover(deps, req.approvers, user))) {
+    deps.log.warn('approval click by a user who is not an approver', { user, job: jobId });
+    return { refused: `${user} is not an approver of rule ${req.rule}` };
+  }
+  const r = await decideApproval(deps.operator.approvals, { jobId, approve, by: `slack:${user}`, now: deps.operator.now() });
+  const text = r.ok
+    ? `${approve ? ':white_check_mark: Approved' : ':no_entry: Rejected'} by Slack user ${user} at ${r.decision.at}: ${req.action}${req.target ? ` on ${req.target}` : ''} (rule ${req.rule}).`
+    : `:information_source: ${r.error}`;
+  const channel = p.container?.channel_id;
+  const ts = p.container?.message_ts;
+  if (deps.slack && channel && ts) {
+    await deps.slack.chat
+      .update({ channel, ts, text: esc(text), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: esc(text) } }] })
+      .catch((err: Error) => deps.log.warn('could not update the approval message', { error: err.message }));
+  }
+  return r.ok ? { decision: r.decision.decision } : { ignored: r.error };
+}
+
+async function isApprover(deps: SlackInteractionDeps, approvers: string[], user: string): Promise<boolean> {
+  if (approvers.includes(user)) return true;
+  for (const group of approvers.filter((a) => a.startsWith('S'))) {
+    if (!deps.slack) continue;
+    const r = await deps.slack.usergroups.users.list({ usergroup: group }).catch((err: Error) => {
+      deps.log.warn('could not read an approver user group', { group, error: err.message });
+      return undefined;
+    });
+    if (r?.users?.includes(user)) return true;
+  }
+  return false;
 }

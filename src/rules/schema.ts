@@ -70,6 +70,12 @@ const backoffSchema = z.union([
 export const budgetSchema = z.object({ runs: z.number().int().min(1).max(100_000), per: duration }).strict();
 export type Budget = z.output<typeof budgetSchema>;
 
+/** Slack user (U…/W…) or user group (S…) ids allowed to approve. */
+const slackId = z.string().regex(/^[UWS][A-Z0-9]{2,}$/, 'must be a Slack user id (U…, W…) or user group id (S…)');
+export const approvalSchema = z
+  .object({ required: z.boolean().default(true), approvers: z.array(slackId).min(1, 'name at least one approver'), timeout: duration.default('15m') })
+  .strict();
+
 /** One rule, as written (params are checked against the action's schema by load.ts). */
 export const ruleSchema = z
   .object({
@@ -97,6 +103,8 @@ export const ruleSchema = z
     verify_window: duration.default('15m'),
     /** Ineffective fixes in a row on one target before the rule is quarantined there; 0 never quarantines. */
     quarantine_after: z.number().int().min(0).max(100).default(3),
+    /** A person approves each run in Slack (or the admin API / CLI) before it acts. */
+    approval: approvalSchema.optional(),
   })
   .strict();
 

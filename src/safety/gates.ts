@@ -5,9 +5,15 @@ import { dedupKeyFor, pageDedupKey, policyOf } from '../notifiers/pagerduty-even
 import type { CompiledRule, RuleTable } from '../rules/load.js';
 import type { JobSpec } from '../rules/table.js';
 import type { BudgetKey, SafetyStore } from './store.js';
+import type { Approvals } from './approvals.js';
 
 /** Why a run was held back by a safety gate (runs.error_reason, the /metrics label, the Slack line). */
-export type SafetyReason = 'paused' | 'quarantined' | 'human_ack' | 'resolved' | 'budget';
+export type SafetyReason = 'paused' | 'quarantined' | 'human_ack' | 'resolved' | 'budget' | 'rejected' | 'approval_expired';
+
+/** The run waits (for a person's approval): check again after this long, without using an attempt. */
+export interface GateWait {
+  waitMs: number;
+}
 
 export interface GateVerdict {
   reason: SafetyReason;
@@ -21,6 +27,7 @@ export interface GateContext {
   store: SafetyStore;
   audit: AuditStore;
   safetyAudit: SafetyAudit;
+  approvals: Approvals;
   rule: CompiledRule;
   table: RuleTable;
   spec: JobSpec;
@@ -34,8 +41,51 @@ export interface GateContext {
  * why not to act, or nothing. The budget comes last because checking it takes a slot.
  * A dry run is still gated: it shows what would happen, and a pause stops dry runs too.
  */
-export async function checkGates(c: GateContext): Promise<GateVerdict | undefined> {
-  return (await paused(c)) ?? (await loop(c)) ?? (await humanAck(c)) ?? (await resolved(c)) ?? (await budget(c));
+export async function checkGates(c: GateContext): Promise<GateVerdict | GateWait | undefined> {
+  return (await paused(c)) ?? (await loop(c)) ?? (await humanAck(c)) ?? (await resolved(c)) ?? (await approval(c)) ?? (await budget(c));
+}
+
+/** How often a run waiting for approval looks for the decision. */
+const APPROVAL_POLL_MS = 1000;
+
+/**
+ * A rule with `approval.required`: the run asks once (a Slack message with Approve and Reject,
+ * what it will do, why, and what the last runs did) and waits, without holding a worker slot or
+ * the target, until a decision or the timeout (then it is skipped and PagerDuty is triggered).
+ */
+async function approval(c: GateContext): Promise<GateVerdict | GateWait | undefined> {
+  const a = c.rule.spec.approval;
+  if (!a?.required) return undefined;
+  const { spec } = c;
+  let d = await c.approvals.decisionOf(spec.jobId);
+  if (!d) {
+    let req = await c.approvals.requestOf(spec.jobId);
+    if (!req) {
+      req = {
+        jobId: spec.jobId, rule: spec.rule, action: spec.action, ...(spec.target ? { target: spec.target } : {}), approvers: a.approvers,
+        requestedAt: c.now.toISOString(), expiresAt: new Date(c.now.getTime() + a.timeout).toISOString(),
+      };
+      if (await c.approvals.request(req)) {
+        const last = await c.safetyAudit.recentRuns(spec.rule, spec.target, spec.jobId, 3);
+        const why = spec.alert.annotations.summary ?? spec.alert.labels.alertname ?? 'the alert';
+        const history = last.length ? last.map((r) => `${r.state}${r.error_reason ? ` (${r.error_reason})` : ''} at ${(r.finished_at ?? r.queued_at).toISOString()}`).join('; ') : 'no earlier runs';
+        await c.say(
+          `Approval needed: ${spec.action}${spec.target ? ` on ${spec.target}` : ''} (rule ${spec.rule}${spec.dryRun ? ', dry run' : ''}) because: ${why}. ` +
+            `Last runs: ${history}. Approvers: ${a.approvers.join(', ')}. Expires at ${req.expiresAt} (remediator approve|reject ${spec.jobId}).`,
+          { approval_request: spec.jobId, approvers: a.approvers.join(', '), expires_at: req.expiresAt },
+        );
+      } else req = (await c.approvals.requestOf(spec.jobId)) ?? req;
+    }
+    const left = Date.parse(req.expiresAt) - c.now.getTime();
+    if (left > 0) return { waitMs: Math.min(APPROVAL_POLL_MS, left) };
+    d = (await c.approvals.decide(spec.jobId, { decision: 'expired', by: 'remediator', at: c.now.toISOString() }, `no decision within ${formatDuration(a.timeout)}`)).decision;
+    if (d.decision === 'expired') {
+      return { reason: 'approval_expired', message: `Nobody approved within ${formatDuration(a.timeout)} (approvers: ${a.approvers.join(', ')}). Not run.`, page: 'approval request expired' };
+    }
+  }
+  if (d.decision === 'approved') return undefined;
+  if (d.decision === 'rejected') return { reason: 'rejected', message: `Rejected by ${d.by} at ${d.at}. Not run.`, details: { decision: d } };
+  return { reason: 'approval_expired', message: `The approval request expired at ${d.at}. Not run.` };
 }
 
 async function paused(c: GateContext): Promise<GateVerdict | undefined> {

@@ -1,11 +1,13 @@
 import type { SafetyAudit } from '../audit/safety-store.js';
 import { parseDuration } from '../rules/duration.js';
+import type { Approvals } from './approvals.js';
 import { parseScope, scopeKey, type Hold, type Pause, type Quarantine, type SafetyStore } from './store.js';
 
 /** What people do to automation, the same from the admin API, the CLI and Slack; each is audited. */
 export interface Operator {
   store: SafetyStore;
   audit: SafetyAudit;
+  approvals: Approvals;
   now: () => Date;
 }
 
