@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { migrate } from './audit/migrate.js';
 import { ConfigError, loadConfig } from './config.js';
 import { numbersCommand } from './cli/numbers.js';
+import { replayCommand } from './cli/replay.js';
 import { isSafetyCommand, safetyCommand, safetyUsage } from './cli/safety.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import { loadRules, RuleLoadError } from './rules/load.js';
@@ -16,6 +17,9 @@ const usage = `usage: remediator <command>
   rules test <payload.json> [--dir DIR] [--json]
                                 show, per alert, which rules match, the job each would
                                 enqueue, and why the others do not match
+  rules replay --since 24h | --file payloads.jsonl [--dir DIR] [--all] [--json]
+                                what the rules in DIR would have done with past alerts (audit)
+                                or webhook bodies (one per line): budgets, pauses, quarantines
   remediations list             every remediation with its params and permissions
   migrate                       apply database migrations (DATABASE_URL, DATABASE_SCHEMA)
   numbers add|list|disable|enable ...   manage sender number pools
@@ -49,6 +53,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return 2;
       }
       return await rulesTest(file, flag(rest, '--dir') ?? io.env.RULES_DIR ?? './rules', rest.includes('--json'), registry, io);
+    }
+    if (cmd === 'rules' && sub === 'replay') {
+      const table = await loadRules(flag(rest, '--dir') ?? io.env.RULES_DIR ?? './rules', registry);
+      return await replayCommand(table, rest, { config: loadConfig(io.env), out: io.out, err: io.err });
     }
     if (cmd === 'remediations' && sub === 'list') {
       listRemediations(registry, io);
