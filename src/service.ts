@@ -31,6 +31,7 @@ import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
 import { SafetyAudit } from './audit/safety-store.js';
 import { SafetyStore } from './safety/store.js';
 import { Approvals } from './safety/approvals.js';
+import { startVerifyWorker, VERIFY_QUEUE } from './safety/verify-worker.js';
 
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
@@ -102,6 +103,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     const targets = notifiers.map((n) => ({ notifier: n, queue: makeQueue(QUEUES.notify(n.name), lockConn, prefix) }));
     queues.push(...targets.map((t) => t.queue));
     if (targets.length) sink = queueSink({ connection: lockConn, prefix, targets });
+    const safetyStore = new SafetyStore(lockConn, prefix);
+    const verifyQueue = makeQueue(VERIFY_QUEUE, lockConn, prefix);
+    queues.push(verifyQueue);
     const deps: RemediationDeps = {
       pool,
       schema: config.DATABASE_SCHEMA,
@@ -113,8 +117,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     ws.push(
       startRemediationWorker({
         connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY,
-        shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS, safety: { store: new SafetyStore(lockConn, prefix), audit: safetyAudit, approvals: new Approvals(lockConn, prefix, safetyAudit) },
+        shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS, safety: { store: safetyStore, audit: safetyAudit, approvals: new Approvals(lockConn, prefix, safetyAudit), verify: verifyQueue },
       }),
+      startVerifyWorker({ connection: workerConn, prefix, store: safetyStore, audit: safetyAudit, sink, table: () => table, log }),
       startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal }),
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
     );

@@ -35,7 +35,7 @@ export interface RunEvent {
   message: string;
   details?: Record<string, unknown>;
   reason?: FailureReason | 'cooldown' | 'duplicate' | SafetyReason;
-  /** On a skipped run that must wake a person (budget spent, quarantine): why. PagerDuty pages once for it. */
+  /** A safety decision that must wake a person (budget spent, quarantine, approval expired): why. PagerDuty pages for it. */
   page?: string;
   /** The rule's notify section as it was when the event happened. */
   notify: NotifySpec;

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { finalStates, type AuditStore, type RunState } from '../audit/store.js';
@@ -19,6 +19,7 @@ import { checkGates } from '../safety/gates.js';
 import type { SafetyStore } from '../safety/store.js';
 import type { SafetyAudit } from '../audit/safety-store.js';
 import type { Approvals } from '../safety/approvals.js';
+import { scheduleVerify } from '../safety/verify-worker.js';
 import { TargetLock } from './target-lock.js';
 
 /** How long a remediation gets to unwind after its deadline before it is left running on its own. */
@@ -41,7 +42,7 @@ export interface RemediationWorkerOptions {
   /** BullMQ job lock (renewed while the job runs); a dead worker's job runs again after about this long. */
   lockMs?: number;
   /** Pauses, budgets, quarantines, human acknowledgments (src/safety), shared by every process. */
-  safety: { store: SafetyStore; audit: SafetyAudit; approvals: Approvals };
+  safety: { store: SafetyStore; audit: SafetyAudit; approvals: Approvals; verify: Queue };
 }
 
 /**
@@ -152,6 +153,11 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     const result = await runRemediation(o, rule, spec, attempt, log, publish, (p) => (abandoned = p));
     const state: RunState = result.outcome;
     await end(state, result.summary, { details: result.details });
+    if (state === 'succeeded' && !spec.dryRun) {
+      // Judge the fix at the end of its verify_window (loop and flap detection, src/safety/loop.ts).
+      await scheduleVerify(o.safety.verify, { runId: spec.jobId, rule: spec.rule, target: spec.target ?? '', windowMs: rule.spec.verify_window })
+        .catch((e: Error) => log.warn('could not schedule the fix verification', { error: e.message }));
+    }
   } catch (err) {
     if (err instanceof DelayedError) throw err;
     if (o.shutdown?.aborted && !(err instanceof PermanentError)) {

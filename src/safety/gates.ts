@@ -6,6 +6,7 @@ import type { CompiledRule, RuleTable } from '../rules/load.js';
 import type { JobSpec } from '../rules/table.js';
 import type { BudgetKey, SafetyStore } from './store.js';
 import type { Approvals } from './approvals.js';
+import { judgeEffective, judgeIneffective, streakText } from './loop.js';
 
 /** Why a run was held back by a safety gate (runs.error_reason, the /metrics label, the Slack line). */
 export type SafetyReason = 'paused' | 'quarantined' | 'human_ack' | 'resolved' | 'budget' | 'rejected' | 'approval_expired';
@@ -119,22 +120,16 @@ async function loop(c: GateContext): Promise<GateVerdict | undefined> {
       const why = refired
         ? `the alert fired again ${formatDuration(Math.max(0, firedAt - prev.finished_at.getTime()))} after it (verify_window ${formatDuration(window)})`
         : `its alert did not resolve within verify_window ${formatDuration(window)}`;
-      if (await c.safetyAudit.judge(prev.job_id, 'ineffective', `Fix ineffective: ${why}.`)) {
-        const streak = await c.store.ineffective(spec.rule, target, prev.job_id);
-        const of = rule.spec.quarantine_after;
-        await c.say(`The previous fix (run ${prev.job_id}) was ineffective: ${why}. ${streak.length} ineffective in a row${of ? ` (quarantine after ${of})` : ''}.`, {
-          ineffective_run: prev.job_id, streak: streak.length,
-        });
-        if (of > 0 && streak.length >= of) {
-          const q = { rule: spec.rule, target, at: c.now.toISOString(), runs: streak, reason: `${streak.length} ineffective fixes in a row` };
-          if (await c.store.quarantine(q)) {
-            await c.safetyAudit.recordAction({ kind: 'quarantine', scope: `rule:${spec.rule}@${target}`, by: 'remediator', reason: q.reason, details: { runs: streak } });
-            return { reason: 'quarantined', message: quarantineText(q.reason, spec), details: { quarantine: q }, page: 'rule quarantined: its fixes do not hold' };
-          }
+      const of = rule.spec.quarantine_after;
+      const judged = await judgeIneffective({ store: c.store, audit: c.safetyAudit }, { rule: spec.rule, target, runId: prev.job_id, why, quarantineAfter: of, now: c.now });
+      if (judged) {
+        await c.say(`The previous fix (run ${prev.job_id}) was ineffective: ${why}. ${streakText(judged.streak.length, of)}.`, { ineffective_run: prev.job_id, streak: judged.streak.length });
+        if (judged.quarantine) {
+          return { reason: 'quarantined', message: quarantineText(judged.quarantine.reason, spec), details: { quarantine: judged.quarantine }, page: 'rule quarantined: its fixes do not hold' };
         }
       }
-    } else if (await c.safetyAudit.judge(prev.job_id, 'effective', `Fix held: the alert resolved within verify_window ${formatDuration(window)} and did not fire again.`)) {
-      await c.store.effective(spec.rule, target);
+    } else {
+      await judgeEffective({ store: c.store, audit: c.safetyAudit }, { rule: spec.rule, target, runId: prev.job_id, why: `the alert resolved within verify_window ${formatDuration(window)} and did not fire again` });
     }
   }
   const q = await c.store.quarantined(spec.rule, target);
@@ -142,7 +137,7 @@ async function loop(c: GateContext): Promise<GateVerdict | undefined> {
   return { reason: 'quarantined', message: quarantineText(`quarantined since ${q.at}: ${q.reason}`, spec), details: { quarantine: q } };
 }
 
-function quarantineText(why: string, spec: JobSpec): string {
+export function quarantineText(why: string, spec: JobSpec): string {
   return `Quarantined: rule ${spec.rule} on ${spec.target ?? 'its target'} (${why}). No automatic runs there until a person lifts it (remediator resume --quarantine ${spec.rule}${spec.target ? `@${spec.target}` : ''}).`;
 }
 
