@@ -58,6 +58,8 @@ const SKIP_REASONS: Record<string, string> = {
   human_ack: 'a person acknowledged in PagerDuty',
   resolved: 'alert resolved before it ran',
   budget: 'run budget spent',
+  rejected: 'rejected by an approver',
+  approval_expired: 'nobody approved in time',
 };
 
 /** The emoji and words for a run state, as the root and the fallback text show them. */
