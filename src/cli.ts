@@ -4,19 +4,22 @@ import { z } from 'zod';
 import { migrate } from './audit/migrate.js';
 import { ConfigError, loadConfig } from './config.js';
 import { numbersCommand } from './cli/numbers.js';
-import { replayCommand } from './cli/replay.js';
+import { heldBy, replayCommand, safetyState } from './cli/replay.js';
+import { budgetsFor } from './safety/gates.js';
+import { formatDuration } from './rules/duration.js';
 import { isSafetyCommand, safetyCommand, safetyUsage } from './cli/safety.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
-import { loadRules, RuleLoadError } from './rules/load.js';
+import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
 import { decide } from './rules/table.js';
 import { webhookSchema } from './receivers/payload.js';
 
 const usage = `usage: remediator <command>
   start                         run the service (same as npm start)
   rules check [--dir DIR]       validate every rule file (default RULES_DIR or ./rules)
-  rules test <payload.json> [--dir DIR] [--json]
+  rules test <payload.json> [--dir DIR] [--json] [--state]
                                 show, per alert, which rules match, the job each would
-                                enqueue, and why the others do not match
+                                enqueue (with its budgets and approval; --state: held now
+                                by a pause or quarantine), and why the others do not match
   rules replay --since 24h | --file payloads.jsonl [--dir DIR] [--all] [--json]
                                 what the rules in DIR would have done with past alerts (audit)
                                 or webhook bodies (one per line): budgets, pauses, quarantines
@@ -52,7 +55,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         io.err('rules test needs a payload file (an Alertmanager webhook body)');
         return 2;
       }
-      return await rulesTest(file, flag(rest, '--dir') ?? io.env.RULES_DIR ?? './rules', rest.includes('--json'), registry, io);
+      return await rulesTest(file, flag(rest, '--dir') ?? io.env.RULES_DIR ?? './rules', rest.includes('--json'), registry, io, rest.includes('--state'));
     }
     if (cmd === 'rules' && sub === 'replay') {
       const table = await loadRules(flag(rest, '--dir') ?? io.env.RULES_DIR ?? './rules', registry);
@@ -90,7 +93,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
-async function rulesTest(file: string, dir: string, json: boolean, registry: Registry, io: CliIo): Promise<number> {
+async function rulesTest(file: string, dir: string, json: boolean, registry: Registry, io: CliIo, withState = false): Promise<number> {
   const table = await loadRules(dir, registry);
   let body: unknown;
   try {
@@ -105,11 +108,17 @@ async function rulesTest(file: string, dir: string, json: boolean, registry: Reg
     return 2;
   }
   const hook = parsed.data;
+  // --state: today's pauses and quarantines from Redis (REDIS_URL, QUEUE_PREFIX).
+  const state = withState ? await safetyState(loadConfig(io.env)) : { pauses: [], quarantines: [] };
   const ctx = { groupKey: hook.groupKey, receiver: hook.receiver, externalURL: hook.externalURL, receivedAt: new Date().toISOString(), dryRun: false };
   const report = hook.alerts.map((a) => {
     const alert = { fingerprint: a.fingerprint, status: a.status, startsAt: a.startsAt, endsAt: a.endsAt, labels: a.labels, annotations: a.annotations, generatorURL: a.generatorURL };
     const { verdicts, decisions } = decide(table, alert, ctx);
-    return { alert: { fingerprint: a.fingerprint, status: a.status, labels: a.labels }, verdicts, decisions: decisions.map(({ job, ...d }) => ({ ...d, job: job && { action: job.action, target: job.target, params: job.params, dryRun: job.dryRun } })) };
+    return {
+      alert: { fingerprint: a.fingerprint, status: a.status, labels: a.labels },
+      verdicts,
+      decisions: decisions.map(({ job, ...d }) => ({ ...d, job: job && { action: job.action, target: job.target, params: job.params, dryRun: job.dryRun }, safety: job && safetyNotes(table, job, state) })),
+    };
   });
   if (json) {
     io.out(JSON.stringify(report, null, 2));
@@ -119,12 +128,27 @@ async function rulesTest(file: string, dir: string, json: boolean, registry: Reg
     io.out(`alert ${r.alert.labels.alertname ?? '(no alertname)'} ${r.alert.fingerprint} (${r.alert.status})`);
     for (const d of r.decisions) {
       if (d.kind === 'no_match') io.out('  no rule matches');
-      else if (d.kind === 'enqueue') io.out(`  MATCH ${d.rule}: would enqueue ${d.job!.action}${d.job!.target ? ` on ${d.job!.target}` : ''} params=${JSON.stringify(d.job!.params)}${d.job!.dryRun ? ' (dry run)' : ''}`);
+      else if (d.kind === 'enqueue') {
+        io.out(`  MATCH ${d.rule}: would enqueue ${d.job!.action}${d.job!.target ? ` on ${d.job!.target}` : ''} params=${JSON.stringify(d.job!.params)}${d.job!.dryRun ? ' (dry run)' : ''}`);
+        for (const note of d.safety ?? []) io.out(`    ${note}`);
+      }
       else io.out(`  MATCH ${d.rule}: ${d.kind.replace('_', ' ')}: ${d.reason}`);
     }
     for (const v of r.verdicts.filter((x) => !x.matched)) io.out(`  no match ${v.rule}: ${v.reason}`);
   }
   return 0;
+}
+
+/** What the safety gates say about a job: held now (with --state), budgets, approval, resolved handling. */
+function safetyNotes(table: RuleTable, job: { rule: string; action: string; target?: string }, state: Parameters<typeof heldBy>[0]): string[] {
+  const rule = table.rules.find((r) => r.spec.name === job.rule)!;
+  const notes: string[] = [];
+  const held = heldBy(state, job);
+  if (held) notes.push(`HELD: would be skipped (${held})`);
+  for (const b of budgetsFor(rule, table)) notes.push(`budget: ${b.label}`);
+  if (rule.spec.approval?.required) notes.push(`approval: waits for ${rule.spec.approval.approvers.join(', ')} (timeout ${formatDuration(rule.spec.approval.timeout)})`);
+  if (rule.spec.run_if_resolved) notes.push('runs even if the alert resolved before it starts');
+  return notes;
 }
 
 function listRemediations(registry: Registry, io: CliIo): void {

@@ -67,9 +67,8 @@ export async function replayCommand(table: RuleTable, args: string[], o: { confi
       if (d.kind !== 'enqueue' || !d.job) return d.kind === 'no_match' ? 'no rule matches' : `${d.rule}: ${d.kind.replace('_', ' ')}`;
       const rule = table.rules.find((r) => r.spec.name === d.rule)!;
       const job = d.job;
-      const pause = state.pauses.find((p) => ['all', `rule:${job.rule}`, `action:${job.action}`, `target:${job.target ?? ''}`].includes(p.scope));
-      if (pause) return `${job.rule}: skipped (paused)`;
-      if (state.quarantines.some((q) => q.rule === job.rule && q.target === (job.target ?? ''))) return `${job.rule}: skipped (quarantined)`;
+      const held = heldBy(state, job);
+      if (held) return `${job.rule}: skipped (${held.split(':')[0]})`;
       const t = it.receivedAt.getTime();
       const budgets = budgetsFor(rule, table);
       const spent = budgets.find((b) => (used.get(b.key) ?? []).filter((x) => x > t - b.perMs).length >= b.runs);
@@ -166,7 +165,8 @@ function describeBefore(d: Before): string {
   return `${d.rule}: runs ${d.action ?? ''}${d.target ? ` on ${d.target}` : ''}${d.dry_run ? ' (dry run)' : ''}`;
 }
 
-async function safetyState(config: Config): Promise<{ pauses: Pause[]; quarantines: Quarantine[] }> {
+/** Pauses and quarantines as they are now, from Redis (also for `rules test --state`). */
+export async function safetyState(config: Config): Promise<{ pauses: Pause[]; quarantines: Quarantine[] }> {
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: true, retryStrategy: () => null });
   try {
     await redis.connect();
@@ -175,4 +175,12 @@ async function safetyState(config: Config): Promise<{ pauses: Pause[]; quarantin
   } finally {
     redis.disconnect();
   }
+}
+
+/** Why a job would be held back now by a pause or a quarantine ("paused: SCOPE by WHO", "quarantined: ..."), or undefined. */
+export function heldBy(state: { pauses: Pause[]; quarantines: Quarantine[] }, job: { rule: string; action: string; target?: string }): string | undefined {
+  const pause = state.pauses.find((p) => ['all', `rule:${job.rule}`, `action:${job.action}`, `target:${job.target ?? ''}`].includes(p.scope));
+  if (pause) return `paused: ${pause.scope} by ${pause.by}: ${pause.reason}`;
+  const q = state.quarantines.find((x) => x.rule === job.rule && x.target === (job.target ?? ''));
+  return q ? `quarantined: ${q.reason} since ${q.at}` : undefined;
 }

@@ -64,6 +64,14 @@ test('replay --since: the new budget would have skipped the 2nd and 3rd runs; a 
     const report = JSON.parse(p.out.join('\n')) as { differ: number; report: { after: string[] }[] };
     assert.equal(report.differ, 3);
     assert.deepEqual(report.report.map((x) => x.after), [['reset: skipped (paused)'], ['reset: skipped (paused)'], ['reset: skipped (paused)']]);
+
+    // rules test --state: the same pause, and the new rule's budget, for one payload.
+    const payload = join(newDir, 'payload.json');
+    await writeFile(payload, JSON.stringify(firingWebhook('Open', 'e0000000000000b1')));
+    const t = await cli(['rules', 'test', payload, '--dir', newDir, '--state']);
+    assert.equal(t.code, 0, t.err.join('\n'));
+    assert.ok(t.out.includes('    HELD: would be skipped (paused: target:svc by test: maintenance)'), t.out.join('\n'));
+    assert.ok(t.out.includes('    budget: rule reset: 1 runs per 1h'), t.out.join('\n'));
   } finally {
     await new SafetyStore(redis, svc.config.QUEUE_PREFIX).resume('target:svc');
     redis.disconnect();
