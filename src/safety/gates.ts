@@ -175,7 +175,7 @@ export function budgetsFor(rule: CompiledRule, table: RuleTable): (BudgetKey & {
 }
 
 async function budget(c: GateContext): Promise<GateVerdict | undefined> {
-  const spent = await c.store.takeBudget(budgetsFor(c.rule, c.table), c.spec.jobId, c.now);
+  const spent = await c.store.takeBudget(budgetsFor(c.rule, c.table), c.spec.jobId, c.now, c.spec.dryRun);
   if (!spent) return undefined;
   const b = budgetsFor(c.rule, c.table).find((x) => x.key === spent.key)!;
   // One page per spent budget and window, not one per alert.

@@ -49,19 +49,21 @@ export function parseScope(text: string): PauseScope | undefined {
 
 // Sliding-window budgets, checked and taken atomically for every key at once: two processes racing
 // for the last slot cannot both win. KEYS: one sorted set per budget (member: job id, score: ms).
-// ARGV: now, job id, then limit and window (ms) per key. Returns 0 when taken, else the 1-based
-// index of the first spent budget. A job already counted (its retry) is let through.
+// ARGV: now, job id, "take" or "peek", then limit and window (ms) per key. Returns 0 when taken
+// (or, peeking, when there is room), else the 1-based index of the first spent budget. A job
+// already counted (its retry) is let through.
 const TAKE_BUDGET = `
 local now = tonumber(ARGV[1])
 for i, k in ipairs(KEYS) do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local win = tonumber(ARGV[2 + 2 * i])
+  local limit = tonumber(ARGV[2 + 2 * i])
+  local win = tonumber(ARGV[3 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', k, '-inf', now - win)
   if not redis.call('ZSCORE', k, ARGV[2]) and redis.call('ZCARD', k) >= limit then return i end
 end
+if ARGV[3] == 'peek' then return 0 end
 for i, k in ipairs(KEYS) do
   if not redis.call('ZSCORE', k, ARGV[2]) then redis.call('ZADD', k, now, ARGV[2]) end
-  redis.call('PEXPIRE', k, tonumber(ARGV[2 + 2 * i]))
+  redis.call('PEXPIRE', k, tonumber(ARGV[3 + 2 * i]))
 end
 return 0
 `;
@@ -120,13 +122,16 @@ export class SafetyStore {
 
   // ---- budgets ----
 
-  /** Takes one slot from every budget, or none: returns the first spent budget. */
-  async takeBudget(budgets: BudgetKey[], jobId: string, now: Date): Promise<BudgetKey | undefined> {
+  /**
+   * Takes one slot from every budget, or none: returns the first spent budget. `peek` only checks
+   * (dry runs: they show a spent budget but act on nothing, so they use no slot).
+   */
+  async takeBudget(budgets: BudgetKey[], jobId: string, now: Date, peek = false): Promise<BudgetKey | undefined> {
     if (budgets.length === 0) return undefined;
     const args = budgets.flatMap((b) => [String(b.runs), String(b.perMs)]);
     const keys = budgets.map((b) => this.k('budget', b.key));
     const spent = (await (this.redis as unknown as { takeBudget(n: number, ...a: string[]): Promise<number> }).takeBudget(
-      keys.length, ...keys, String(now.getTime()), jobId, ...args,
+      keys.length, ...keys, String(now.getTime()), jobId, peek ? 'peek' : 'take', ...args,
     ));
     return spent > 0 ? budgets[spent - 1] : undefined;
   }

@@ -292,6 +292,11 @@ test('budget slots are taken atomically: two connections racing for the last slo
     assert.equal(await sa.takeBudget(budget, 'job-1', new Date()), undefined);
     assert.ok(await sb.takeBudget(budget, 'job-2', new Date()));
     assert.equal(await sb.takeBudget(budget, 'job-2', new Date(Date.now() + 300)), undefined);
+    // A dry run peeks: it sees the room or the spent budget but takes no slot.
+    const peeked = [{ key: 'peek', runs: 1, perMs: 60_000 }];
+    assert.equal(await sa.takeBudget(peeked, 'dry-1', new Date(), true), undefined);
+    assert.equal(await sa.takeBudget(peeked, 'real-1', new Date()), undefined);
+    assert.ok(await sa.takeBudget(peeked, 'dry-2', new Date(), true));
   } finally {
     a.disconnect();
     b.disconnect();
