@@ -18,6 +18,8 @@ import { auditOnlySink } from './notifiers/events.js';
 import { buildNotifiers } from './notifiers/registry.js';
 import { queueSink } from './notifiers/sink.js';
 import { startIngestWorker } from './queue/ingest-worker.js';
+import { startIngestStage } from './queue/ingest-stage.js';
+import { fastWebhook } from './receivers/webhook-fast.js';
 import { startNotificationWorker } from './queue/notification-worker.js';
 import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues.js';
 import { startRemediationWorker } from './queue/remediation-worker.js';
@@ -65,6 +67,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   const closers: (() => Promise<unknown>)[] = [];
   const queues: Queue[] = [];
   const ws: Worker[] = [];
+  const stopFirst: (() => Promise<unknown>)[] = [];
   const conns: Redis[] = [producer, plain];
   const remediationsQueue = makeQueue(QUEUES.remediations, producer, prefix);
   const ingestQueue = makeQueue(QUEUES.ingest, producer, prefix);
@@ -81,6 +84,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   let server: Server | undefined;
   let url: string | undefined;
   const shutdown = new AbortController();
+  // One set of counters per process: the receiver counts requests and alerts, the ingest stage decisions.
+  const counters = receiverCounters();
   // Every running remediation follows it with one listener (removed when the run ends).
   setMaxListeners(config.WORKER_CONCURRENCY + 10, shutdown.signal);
 
@@ -108,6 +113,12 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal }),
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
     );
+    // Fans accepted deliveries out into remediation jobs; stopped before the workers (closers run after them).
+    const stage = startIngestStage({
+      blocking: redisConnection(config.REDIS_URL, 'worker', log, 'ingest-stream'), redis: plain, prefix,
+      remediations: remediationsQueue, ingest: ingestQueue, table: () => table, log, counters, dryRun: config.DRY_RUN,
+    });
+    stopFirst.push(() => stage.close());
     closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));
     // Cooling sender numbers whose time has passed go back to their pool's spares.
     const sweep = setInterval(() => {
@@ -128,14 +139,16 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     const notifyQueues = ['slack', 'pagerduty'].map((n) => makeQueue(QUEUES.notify(n), producer, prefix));
     queues.push(...notifyQueues);
     const metricQueues = [remediationsQueue, ingestQueue, ...notifyQueues];
+    const webhook = {
+      table: () => table, redis: plain, prefix, log, counters,
+      auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN, maxBytes: config.WEBHOOK_MAX_BYTES,
+    };
     const app = createApp({
-      table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix,
-      auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
-      maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
-      schema: config.DATABASE_SCHEMA, counters: receiverCounters(), queues: () => metricQueues, persistence: persistence.current,
+      ...webhook, audit, pool, adminToken: config.ADMIN_TOKEN,
+      schema: config.DATABASE_SCHEMA, queues: () => metricQueues, persistence: persistence.current,
     });
     server = await listen(app, {
-      port: config.PORT, host: config.HOST,
+      port: config.PORT, host: config.HOST, fast: fastWebhook(webhook),
       headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     });
     const addr = server.address() as AddressInfo;
@@ -177,6 +190,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       }
       // Workers finish their running jobs; after the grace period those are aborted and retried later.
       // The reason names the deadline, so interrupted runs say "shutdown grace period of 30s reached".
+      await Promise.all(stopFirst.map((s) => s()));
       const grace = setTimeout(() => shutdown.abort(new DeadlineError('shutdown grace period', config.SHUTDOWN_GRACE)), config.SHUTDOWN_GRACE);
       await Promise.all(ws.map((w) => w.close()));
       clearTimeout(grace);
