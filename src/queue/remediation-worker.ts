@@ -105,8 +105,12 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     return;
   }
 
+  // One run at a time per target. A rule without a target (notify) touches nothing: its runs need
+  // the lock only for the cooldown check, which must not race; otherwise a storm of notify runs
+  // would go through one at a time (each other one delayed 2-3 s), as it did.
+  const needsLock = spec.target !== undefined || rule.spec.cooldown !== undefined;
   const lockKey = `${spec.action}:${spec.target ?? spec.rule}`;
-  const held = await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000);
+  const held = !needsLock || (await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000));
   if (!held) {
     // Another run acts on this target now: come back shortly without using an attempt.
     await job.moveToDelayed(Date.now() + 2000 + Math.floor(Math.random() * 1000), token);
@@ -153,13 +157,13 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     throw err;
   } finally {
     const release = (owner: string) => lock.release(lockKey, owner).catch((e: Error) => log.warn('could not release target lock', { error: e.message }));
-    if (abandoned) {
+    if (abandoned && needsLock) {
       // A remediation left running past its deadline keeps the target until it ends (or the lock's
       // TTL passes), under an owner that this job's own retry does not match.
       const owner = `${spec.jobId}:abandoned:${attempt}`;
       const kept = await lock.handOver(lockKey, spec.jobId, owner).catch((e: Error) => (log.warn('could not hand the target lock over', { error: e.message }), false));
       void abandoned.then(() => (kept ? release(owner) : undefined));
-    } else {
+    } else if (needsLock) {
       await release(spec.jobId);
     }
   }
