@@ -54,6 +54,8 @@ export interface StormResult {
   runsPerSecond: number;
   runsPerSecondPerWorker: number;
   rss: Record<string, number>;
+  /** RSS of each process once started, before the storm. */
+  startRss: Record<string, number>;
 }
 
 interface Proc {
@@ -61,12 +63,13 @@ interface Proc {
   child: ChildProcess;
   url?: string;
   maxRss: number;
+  startRss: number;
   out: string;
 }
 
 async function startProc(name: string, env: Record<string, string>): Promise<Proc> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const p: Proc = { name, child, maxRss: 0, out: '' };
+  const p: Proc = { name, child, maxRss: 0, startRss: 0, out: '' };
   await new Promise<void>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`${name} not started in 60 s:\n${p.out.slice(-4000)}`)), 60_000);
     const onData = (d: Buffer) => {
@@ -176,6 +179,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
       for (let i = 1; i <= 2; i++) procs.push(await startProc(`worker-${i}`, { ...env, REMEDIATOR_ROLE: 'worker' }));
       for (let i = 1; i <= 2; i++) procs.push(await startProc(`receiver-${i}`, { ...env, REMEDIATOR_ROLE: 'receiver' }));
     }
+    for (const p of procs) p.startRss = Math.round(await rssMiB(p.child.pid!));
     sampler = setInterval(() => {
       for (const p of procs) void rssMiB(p.child.pid!).then((m) => (p.maxRss = Math.max(p.maxRss, m)));
     }, 200);
@@ -214,6 +218,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
       startP50: counts.p50, startP99: counts.p99, startMax: counts.max,
       runsPerSecond: counts.runs / busySeconds, runsPerSecondPerWorker: counts.runs / busySeconds / workers,
       rss: Object.fromEntries(procs.map((p) => [p.name, Math.round(p.maxRss)])),
+      startRss: Object.fromEntries(procs.map((p) => [p.name, p.startRss])),
     };
   } finally {
     clearInterval(sampler);
@@ -238,12 +243,12 @@ export function printStorm(r: StormResult): void {
   const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   console.log(
     `| ${r.mode} | ${r.alerts} | ${r.webhooks} | ${r.non200} | ${f(r.sendSeconds)} | ${r.runs} | ${r.lost} | ${r.doubled} | ${r.stuck} | ${f(r.lastRunAfterLastWebhook)} | ` +
-      `${f(r.startP50, 0)} | ${f(r.startP99, 0)} | ${f(r.startMax, 0)} | ${f(r.runsPerSecond, 0)} | ${f(r.runsPerSecondPerWorker, 0)} | ${Object.entries(r.rss).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
+      `${f(r.startP50, 0)} | ${f(r.startP99, 0)} | ${f(r.startMax, 0)} | ${f(r.runsPerSecond, 0)} | ${f(r.runsPerSecondPerWorker, 0)} | ${Object.entries(r.rss).map(([k, v]) => `${k} ${v} (${r.startRss[k]} at start)`).join(', ')} |`,
   );
 }
 
 export const STORM_HEADER = [
-  '| mode | alerts | webhooks | non-200 (retried) | sending s | runs | lost | doubled | stuck | last run ends s after last webhook | webhook-to-start p50 ms | p99 ms | max ms | runs/s | runs/s per worker process | max RSS MiB |',
+  '| mode | alerts | webhooks | non-200 (retried) | sending s | runs | lost | doubled | stuck | last run ends s after last webhook | webhook-to-start p50 ms | p99 ms | max ms | runs/s | runs/s per worker process | max RSS MiB (at start) |',
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
 ];
 

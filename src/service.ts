@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig } from './remediations/kube.js';
+import { loadKubeConfig, preloadK8s } from './remediations/kube.js';
 import { createApp } from './app.js';
 import { listen } from './http-server.js';
 import { DeadlineError } from './core/deadline.js';
@@ -90,6 +90,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   setMaxListeners(config.WORKER_CONCURRENCY + 10, shutdown.signal);
 
   if (workers) {
+    // Kubernetes' client is large: only workers whose rules use it load it (a later reload loads it on first use).
+    if (table.rules.some((r) => r.remediation.targetKind === 'kubernetes')) await preloadK8s();
     const notifiers = buildNotifiers(config, { audit, pool, schema: config.DATABASE_SCHEMA, env, log });
     if (!notifiers.some((n) => n.name === 'slack')) log.warn('Slack is not configured (SLACK_BOT_TOKEN): outcomes go to the audit trail only');
     const ruleKeys = table.rules.some((r) => r.spec.notify.pagerduty && r.spec.notify.pagerduty.routing_key_env);

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, PatchStrategy, setHeaderOptions, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
+import type { AppsV1Api, ConfigurationOptions, KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { abortMessage, deadline } from '../core/deadline.js';
 import { duration } from '../rules/schema.js';
 import { formatDuration } from '../rules/duration.js';
 import { compileAnchored, RegexError } from '../rules/regex.js';
 import { PermanentError, TransientError } from './errors.js';
-import { abortable, kubeError, withContext } from './kube.js';
+import { abortable, k8s, kubeError, withContext } from './kube.js';
 import { rolloutStatus, workloadKinds, type RolloutStatus, type WorkloadKind, type WorkloadObject } from './rollout-status.js';
 import { defineRemediation, type RemediationContext } from './types.js';
 
@@ -172,7 +172,7 @@ async function call<T>(ctx: Ctx, what: string, fn: (o: Options) => Promise<T>, h
   const request = deadline('request timeout', REQUEST_TIMEOUT_MS, [ctx.signal]);
   const base = abortable(request.signal);
   try {
-    return await fn(headers ? setHeaderOptions(headers[0], headers[1], base) : base);
+    return await fn(headers ? k8s().setHeaderOptions(headers[0], headers[1], base) : base);
   } catch (err) {
     if (ctx.signal.aborted) throw err;
     if (request.signal.aborted) throw new TransientError('timeout', `${what}: ${abortMessage(request.signal.reason)}`);
@@ -222,7 +222,7 @@ rules:
     checkAllowed(ctx);
     const { kind, namespace, name, wait_timeout } = ctx.params;
     const where = `${kind} ${namespace}/${name}`;
-    const api = workloadApi(kubeConfigFor(ctx).makeApiClient(AppsV1Api), kind);
+    const api = workloadApi(kubeConfigFor(ctx).makeApiClient(k8s().AppsV1Api), kind);
 
     const before = await call(ctx, `read ${where}`, (o) => api.read({ name, namespace }, o));
     checkRestartable(kind, before, where);
@@ -249,7 +249,7 @@ rules:
         `patch ${where}`,
         (o) => api.patch({ name, namespace, body, fieldManager: FIELD_MANAGER }, o),
         // Without this the client sends application/json-patch+json, which the API server rejects for this body.
-        ['Content-Type', PatchStrategy.StrategicMergePatch],
+        ['Content-Type', k8s().PatchStrategy.StrategicMergePatch],
       );
       await ctx.step(`Restarted ${where}: ${RESTARTED_AT}=${restartedAt}`, { restartedAt, generation: patched.metadata?.generation }, { acted: true });
     }
