@@ -30,6 +30,10 @@ export interface StormOptions {
   connections: number;
   concurrency: number;
   mode: 'all' | 'split';
+  /** Deliveries of each alert (default 3). */
+  copies?: number;
+  /** Webhooks per second, sent at that pace whatever the answers take (default: as fast as answered). */
+  pace?: number;
   redisUrl: string;
   databaseUrl: string;
   /** Extra environment for every remediator process (REDIS_CLUSTER_NODES, ...). */
@@ -39,6 +43,7 @@ export interface StormOptions {
 export interface StormResult {
   mode: string;
   alerts: number;
+  copies: number;
   webhooks: number;
   non200: number;
   sendSeconds: number;
@@ -122,11 +127,11 @@ function deliveries(o: StormOptions, runId: string, startsAt: string): string[][
       groupLabels: { alertname: 'StormAlert' }, commonLabels: { alertname: 'StormAlert' }, commonAnnotations: {}, externalURL: 'http://127.0.0.1:9093', alerts,
     }));
   }
-  // Three rounds: the copies of one group arrive apart, as repeats and HA peers do.
-  return [groups, [...groups].reverse(), groups];
+  // The copies of one group arrive apart, as repeats and HA peers do.
+  return [groups, [...groups].reverse(), groups].slice(0, o.copies ?? 3);
 }
 
-async function send(urls: string[], rounds: string[][], connections: number): Promise<{ webhooks: number; non200: number; lastAnswer: number }> {
+async function send(urls: string[], rounds: string[][], connections: number, pace?: number): Promise<{ webhooks: number; non200: number; lastAnswer: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections * urls.length });
   const queue = rounds.flat().map((body, i) => ({ body, url: new URL(`${urls[i % urls.length]}/webhooks/alertmanager`) }));
   let next = 0;
@@ -142,7 +147,9 @@ async function send(urls: string[], rounds: string[][], connections: number): Pr
       req.on('error', fail);
       req.end(body);
     });
-  await Promise.all(Array.from({ length: connections }, async () => {
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: pace ? queue.length : connections }, async (_, i) => {
+    if (pace) await new Promise((r) => setTimeout(r, t0 + (i * 1000) / pace - Date.now()));
     while (next < queue.length) {
       const { url, body } = queue[next++]!;
       // Alertmanager retries a failed delivery: so does this, until it is accepted.
@@ -153,6 +160,7 @@ async function send(urls: string[], rounds: string[][], connections: number): Pr
         await new Promise((r) => setTimeout(r, 200));
       }
       lastAnswer = Date.now();
+      if (pace) return;
     }
   }));
   agent.destroy();
@@ -186,7 +194,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     const urls = procs.filter((p) => p.url).map((p) => p.url!);
     const runId = id;
     const t0 = Date.now();
-    const sent = await send(urls, deliveries(o, runId, new Date(t0 - 60_000).toISOString()), o.connections);
+    const sent = await send(urls, deliveries(o, runId, new Date(t0 - 60_000).toISOString()), o.connections, o.pace);
     const sendSeconds = (sent.lastAnswer - t0) / 1000;
     // Done when every alert has a finished run and nothing moved for a few seconds.
     const q = (sql: string) => pool.query(sql).then((r) => r.rows);
@@ -212,7 +220,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     const workers = o.mode === 'all' ? 1 : 2;
     const busySeconds = (counts.last_end - counts.first_start) / 1000;
     return {
-      mode: o.mode, alerts: o.alerts, webhooks: sent.webhooks, non200: sent.non200, sendSeconds,
+      mode: o.pace ? `${o.mode}, ${o.pace} webhooks/s` : o.mode, alerts: o.alerts, copies: o.copies ?? 3, webhooks: sent.webhooks, non200: sent.non200, sendSeconds,
       runs: counts.runs, lost: o.alerts - counts.alerts, doubled: counts.runs - counts.alerts + Math.max(0, started.n - counts.runs), stuck: counts.stuck,
       lastRunAfterLastWebhook: (counts.last_end - sent.lastAnswer) / 1000,
       startP50: counts.p50, startP99: counts.p99, startMax: counts.max,
@@ -242,13 +250,13 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
 export function printStorm(r: StormResult): void {
   const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   console.log(
-    `| ${r.mode} | ${r.alerts} | ${r.webhooks} | ${r.non200} | ${f(r.sendSeconds)} | ${r.runs} | ${r.lost} | ${r.doubled} | ${r.stuck} | ${f(r.lastRunAfterLastWebhook)} | ` +
+    `| ${r.mode} | ${r.alerts} x ${r.copies} | ${r.webhooks} | ${r.non200} | ${f(r.sendSeconds)} | ${r.runs} | ${r.lost} | ${r.doubled} | ${r.stuck} | ${f(r.lastRunAfterLastWebhook)} | ` +
       `${f(r.startP50, 0)} | ${f(r.startP99, 0)} | ${f(r.startMax, 0)} | ${f(r.runsPerSecond, 0)} | ${f(r.runsPerSecondPerWorker, 0)} | ${Object.entries(r.rss).map(([k, v]) => `${k} ${v} (${r.startRss[k]} at start)`).join(', ')} |`,
   );
 }
 
 export const STORM_HEADER = [
-  '| mode | alerts | webhooks | non-200 (retried) | sending s | runs | lost | doubled | stuck | last run ends s after last webhook | webhook-to-start p50 ms | p99 ms | max ms | runs/s | runs/s per worker process | max RSS MiB (at start) |',
+  '| mode | alerts x deliveries | webhooks | non-200 (retried) | sending s | runs | lost | doubled | stuck | last run ends s after last webhook | webhook-to-start p50 ms | p99 ms | max ms | runs/s | runs/s per worker process | max RSS MiB (at start) |',
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
 ];
 
@@ -261,6 +269,9 @@ async function main(): Promise<void> {
       connections: { type: 'string', default: '16' },
       concurrency: { type: 'string', default: '8' },
       mode: { type: 'string', default: 'both' },
+      copies: { type: 'string', default: '3' },
+      pace: { type: 'string', default: '0' },
+      latency: { type: 'boolean', default: false },
     },
   });
   const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -275,11 +286,17 @@ async function main(): Promise<void> {
   console.log(`# remediator storm  ${new Date().toISOString()}  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`# ${values.alerts} alerts x 3 deliveries, ${values['per-delivery']} alerts per webhook, ${values.connections} connections, WORKER_CONCURRENCY=${values.concurrency}${env.REDIS_CLUSTER_NODES ? `, Redis Cluster ${env.REDIS_CLUSTER_NODES}` : ''}\n`);
   console.log(STORM_HEADER.join('\n'));
-  for (const mode of modes) {
+  for (const mode of Number(values.alerts) > 0 ? modes : []) {
     printStorm(await runStorm({
       alerts: Number(values.alerts), perDelivery: Number(values['per-delivery']), connections: Number(values.connections),
-      concurrency: Number(values.concurrency), mode, redisUrl, databaseUrl, env,
+      concurrency: Number(values.concurrency), mode, redisUrl, databaseUrl, env, copies: Number(values.copies), pace: Number(values.pace) || undefined,
     }));
+  }
+  // Webhook-to-start while the workers have capacity: single-alert webhooks at a steady pace.
+  if (values.latency) {
+    for (const mode of modes) {
+      printStorm(await runStorm({ alerts: 300, perDelivery: 1, connections: 1, concurrency: Number(values.concurrency), mode, redisUrl, databaseUrl, env, copies: 1, pace: 30 }));
+    }
   }
 }
 
