@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TOKEN = 'storm-webhook-token';
@@ -170,7 +170,8 @@ async function send(urls: string[], rounds: string[][], connections: number, pac
 export async function runStorm(o: StormOptions): Promise<StormResult> {
   const id = randomBytes(4).toString('hex');
   const schema = `storm_${id}`;
-  const prefix = o.env?.QUEUE_PREFIX ?? `storm-${id}`;
+  // In a cluster every key of one prefix must share a {hash tag}.
+  const prefix = o.env?.REDIS_CLUSTER_NODES ? `{storm-${id}}` : `storm-${id}`;
   const rulesDir = await mkdtemp(join(tmpdir(), 'remediator-storm-rules-'));
   await writeFile(join(rulesDir, 'storm.yml'), `rules:\n  - name: storm-notify\n    match: ['alertname="StormAlert"']\n    action: notify\n    params: { instructions: "look at {{ labels.instance }}" }\n`);
   const env = {
@@ -233,16 +234,19 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     for (const p of procs) await stop(p);
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
     await pool.end();
-    if (!o.env?.REDIS_CLUSTER_NODES) {
-      const r = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
+    const cluster = o.env?.REDIS_CLUSTER_NODES
+      ? new Cluster(o.env.REDIS_CLUSTER_NODES.split(',').map((n) => ({ host: n.split(':')[0]!, port: Number(n.split(':')[1]) })))
+      : undefined;
+    const r = cluster ?? new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
+    for (const node of cluster ? (await new Promise((ok) => cluster.once('ready', ok)), cluster.nodes('master')) : [r as Redis]) {
       let cursor = '0';
       do {
-        const [nextCursor, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        const [nextCursor, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
         cursor = nextCursor;
-        if (keys.length) await r.unlink(...keys);
+        if (keys.length) await node.unlink(...keys);
       } while (cursor !== '0');
-      r.disconnect();
     }
+    r.disconnect();
     await rm(rulesDir, { recursive: true, force: true });
   }
 }
@@ -281,7 +285,6 @@ async function main(): Promise<void> {
   }
   const env: Record<string, string> = {};
   if (process.env.REDIS_CLUSTER_NODES) env.REDIS_CLUSTER_NODES = process.env.REDIS_CLUSTER_NODES;
-  if (process.env.QUEUE_PREFIX) env.QUEUE_PREFIX = process.env.QUEUE_PREFIX;
   const modes = values.mode === 'both' ? (['all', 'split'] as const) : [values.mode as 'all' | 'split'];
   console.log(`# remediator storm  ${new Date().toISOString()}  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`# ${values.alerts} alerts x 3 deliveries, ${values['per-delivery']} alerts per webhook, ${values.connections} connections, WORKER_CONCURRENCY=${values.concurrency}${env.REDIS_CLUSTER_NODES ? `, Redis Cluster ${env.REDIS_CLUSTER_NODES}` : ''}\n`);

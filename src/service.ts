@@ -61,9 +61,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   for (const c of seeded.conflicts) log.warn('sender number seed not applied', { conflict: c });
 
   const prefix = config.QUEUE_PREFIX;
-  const producer = redisConnection(config.REDIS_URL, 'producer', log, 'producer');
+  const producer = redisConnection(config.REDIS_URL, 'producer', log, 'producer', config.REDIS_CLUSTER_NODES);
   // BullMQ loads its scripts into the producer; plain commands go on a connection without them.
-  const plain = redisConnection(config.REDIS_URL, 'plain', log, 'plain');
+  const plain = redisConnection(config.REDIS_URL, 'plain', log, 'plain', config.REDIS_CLUSTER_NODES);
   const closers: (() => Promise<unknown>)[] = [];
   const queues: Queue[] = [];
   const ws: Worker[] = [];
@@ -96,8 +96,8 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     if (!notifiers.some((n) => n.name === 'slack')) log.warn('Slack is not configured (SLACK_BOT_TOKEN): outcomes go to the audit trail only');
     const ruleKeys = table.rules.some((r) => r.spec.notify.pagerduty && r.spec.notify.pagerduty.routing_key_env);
     if (!config.PAGERDUTY_ROUTING_KEY && !ruleKeys) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
-    const workerConn = redisConnection(config.REDIS_URL, 'worker', log, 'worker');
-    const lockConn = redisConnection(config.REDIS_URL, 'worker', log, 'locks');
+    const workerConn = redisConnection(config.REDIS_URL, 'worker', log, 'worker', config.REDIS_CLUSTER_NODES);
+    const lockConn = redisConnection(config.REDIS_URL, 'worker', log, 'locks', config.REDIS_CLUSTER_NODES);
     conns.push(workerConn, lockConn);
     const targets = notifiers.map((n) => ({ notifier: n, queue: makeQueue(QUEUES.notify(n.name), lockConn, prefix) }));
     queues.push(...targets.map((t) => t.queue));
@@ -117,7 +117,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     );
     // Fans accepted deliveries out into remediation jobs; stopped before the workers (closers run after them).
     const stage = startIngestStage({
-      blocking: redisConnection(config.REDIS_URL, 'worker', log, 'ingest-stream'), redis: plain, prefix,
+      blocking: redisConnection(config.REDIS_URL, 'worker', log, 'ingest-stream', config.REDIS_CLUSTER_NODES), redis: plain, prefix,
       remediations: remediationsQueue, ingest: ingestQueue, table: () => table, log, counters, dryRun: config.DRY_RUN,
     });
     stopFirst.push(() => stage.close());
