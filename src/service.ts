@@ -112,7 +112,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     };
     ws.push(
       startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS }),
-      startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal }),
+      startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS }),
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log })),
     );
     // Fans accepted deliveries out into remediation jobs; stopped before the workers (closers run after them).
