@@ -38,6 +38,8 @@ export interface StormOptions {
   databaseUrl: string;
   /** Extra environment for every remediator process (REDIS_CLUSTER_NODES, ...). */
   env?: Record<string, string>;
+  /** Injected while the storm is sent, `atMs` after the first webhook (bench/faults.ts). */
+  fault?: { name: string; atMs: number; run: (procs: Proc[]) => Promise<void> };
 }
 
 export interface StormResult {
@@ -50,6 +52,8 @@ export interface StormResult {
   runs: number;
   lost: number;
   doubled: number;
+  /** Attempts started beyond one per run: a run whose worker died mid-run and ran again (at-least-once execution). */
+  reruns: number;
   stuck: number;
   /** Seconds from the last webhook's answer to the last run's end. */
   lastRunAfterLastWebhook: number;
@@ -63,7 +67,7 @@ export interface StormResult {
   startRss: Record<string, number>;
 }
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
   url?: string;
@@ -195,7 +199,9 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     const urls = procs.filter((p) => p.url).map((p) => p.url!);
     const runId = id;
     const t0 = Date.now();
+    const fault = o.fault && new Promise<void>((r) => setTimeout(r, o.fault!.atMs)).then(() => o.fault!.run(procs));
     const sent = await send(urls, deliveries(o, runId, new Date(t0 - 60_000).toISOString()), o.connections, o.pace);
+    await fault;
     const sendSeconds = (sent.lastAnswer - t0) / 1000;
     // Done when every alert has a finished run and nothing moved for a few seconds.
     const q = (sql: string) => pool.query(sql).then((r) => r.rows);
@@ -216,13 +222,13 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
         percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - queued_at)) * 1000 AS p99,
         max(extract(epoch FROM started_at - queued_at))::float8 * 1000 AS max
       FROM "${schema}".runs WHERE fingerprint LIKE '${runId}%'`);
-    // Doubled: a run attempted more than once, or a second run for one alert.
+    // Doubled: a second run for one alert. Re-runs: a run whose attempt started twice.
     const [started] = await q(`SELECT count(*)::int AS n FROM "${schema}".run_events WHERE state = 'running'`);
     const workers = o.mode === 'all' ? 1 : 2;
     const busySeconds = (counts.last_end - counts.first_start) / 1000;
     return {
-      mode: o.pace ? `${o.mode}, ${o.pace} webhooks/s` : o.mode, alerts: o.alerts, copies: o.copies ?? 3, webhooks: sent.webhooks, non200: sent.non200, sendSeconds,
-      runs: counts.runs, lost: o.alerts - counts.alerts, doubled: counts.runs - counts.alerts + Math.max(0, started.n - counts.runs), stuck: counts.stuck,
+      mode: o.fault ? `${o.mode}, ${o.fault.name}` : o.pace ? `${o.mode}, ${o.pace} webhooks/s` : o.mode, alerts: o.alerts, copies: o.copies ?? 3, webhooks: sent.webhooks, non200: sent.non200, sendSeconds,
+      runs: counts.runs, lost: o.alerts - counts.alerts, doubled: counts.runs - counts.alerts, reruns: Math.max(0, started.n - counts.runs), stuck: counts.stuck,
       lastRunAfterLastWebhook: (counts.last_end - sent.lastAnswer) / 1000,
       startP50: counts.p50, startP99: counts.p99, startMax: counts.max,
       runsPerSecond: counts.runs / busySeconds, runsPerSecondPerWorker: counts.runs / busySeconds / workers,
@@ -231,7 +237,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     };
   } finally {
     clearInterval(sampler);
-    for (const p of procs) await stop(p);
+    for (const p of procs) await stop(p).catch(() => {});
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
     await pool.end();
     const cluster = o.env?.REDIS_CLUSTER_NODES
@@ -254,14 +260,14 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
 export function printStorm(r: StormResult): void {
   const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   console.log(
-    `| ${r.mode} | ${r.alerts} x ${r.copies} | ${r.webhooks} | ${r.non200} | ${f(r.sendSeconds)} | ${r.runs} | ${r.lost} | ${r.doubled} | ${r.stuck} | ${f(r.lastRunAfterLastWebhook)} | ` +
+    `| ${r.mode} | ${r.alerts} x ${r.copies} | ${r.webhooks} | ${r.non200} | ${f(r.sendSeconds)} | ${r.runs} | ${r.lost} | ${r.doubled} | ${r.reruns} | ${r.stuck} | ${f(r.lastRunAfterLastWebhook)} | ` +
       `${f(r.startP50, 0)} | ${f(r.startP99, 0)} | ${f(r.startMax, 0)} | ${f(r.runsPerSecond, 0)} | ${f(r.runsPerSecondPerWorker, 0)} | ${Object.entries(r.rss).map(([k, v]) => `${k} ${v} (${r.startRss[k]} at start)`).join(', ')} |`,
   );
 }
 
 export const STORM_HEADER = [
-  '| mode | alerts x deliveries | webhooks | non-200 (retried) | sending s | runs | lost | doubled | stuck | last run ends s after last webhook | webhook-to-start p50 ms | p99 ms | max ms | runs/s | runs/s per worker process | max RSS MiB (at start) |',
-  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  '| mode | alerts x deliveries | webhooks | non-200 (retried) | sending s | runs | lost | doubled | re-run attempts | stuck | last run ends s after last webhook | webhook-to-start p50 ms | p99 ms | max ms | runs/s | runs/s per worker process | max RSS MiB (at start) |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
 ];
 
 async function main(): Promise<void> {
