@@ -83,3 +83,12 @@ export async function finish(redis: Redis, prefix: string, ids: string[]): Promi
   const key = streamKey(prefix);
   await redis.multi().xack(key, INGEST_GROUP, ...ids).xdel(key, ...ids).exec();
 }
+
+/**
+ * Removes a stopping consumer from the group, so restarts do not pile up names in it; only when it
+ * holds nothing (DELCONSUMER drops its pending entries, which nobody could then take over).
+ */
+export async function forgetConsumer(redis: Redis, prefix: string, consumer: string): Promise<void> {
+  const pending = (await redis.xpending(streamKey(prefix), INGEST_GROUP, '-', '+', 1, consumer)) as unknown[];
+  if (pending.length === 0) await redis.xgroup('DELCONSUMER', streamKey(prefix), INGEST_GROUP, consumer);
+}

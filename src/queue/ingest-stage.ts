@@ -9,7 +9,7 @@ import type { RuleTable } from '../rules/load.js';
 import { decide, type JobSpec } from '../rules/table.js';
 import type { Counters } from '../receivers/metrics.js';
 import { webhookSchema, type Webhook } from '../receivers/payload.js';
-import { claimStale, ensureGroup, finish, readDeliveries, type Delivery } from './delivery-stream.js';
+import { claimStale, ensureGroup, finish, forgetConsumer, readDeliveries, type Delivery } from './delivery-stream.js';
 import { KEEP_FINISHED_SECONDS } from './queues.js';
 
 export interface IngestStageOptions {
@@ -98,6 +98,7 @@ export function startIngestStage(o: IngestStageOptions): IngestStage {
       // Ends a blocked XREADGROUP at once; a batch in progress runs to its end on the other connection.
       o.blocking.disconnect();
       await loop;
+      await forgetConsumer(o.redis, o.prefix, consumer).catch(() => {});
     },
   };
 }

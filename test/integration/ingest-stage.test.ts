@@ -75,6 +75,9 @@ describe('ingest stage against a real Redis', () => {
     } finally {
       await stage.close();
     }
+    // A stopped stage leaves no consumer behind; the dead one (nothing pending any more) stays until its own restart.
+    const consumers = ((await redis.xinfo('CONSUMERS', streamKey(prefix), INGEST_GROUP)) as unknown[][]).map((c) => String(c[1]));
+    assert.deepEqual(consumers.sort(), ['c1', 'dead-worker']);
   });
 });
 
