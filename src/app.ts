@@ -6,8 +6,11 @@ import { healthRouter } from './receivers/health.js';
 import type { AuditStore } from './audit/store.js';
 import type { Pool } from 'pg';
 import type { Queue } from 'bullmq';
-import { metricsRouter, type Counters } from './receivers/metrics.js';
+import type { Metrics } from './metrics.js';
+import { metricsRouter } from './receivers/metrics.js';
 import type { Persistence } from './queue/redis-persistence.js';
+import { uiRouter } from './ui/router.js';
+import type { ControlsSource } from './ui/rules-page.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
@@ -15,11 +18,13 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   schema: string;
   /** Every queue, for their depths in /metrics. */
   queues: () => Queue[];
-  counters: Counters;
+  metrics: Metrics;
   /** Redis persistence as last checked, for /metrics. */
   persistence?: () => Persistence | undefined;
   adminToken?: string;
   log: Logger;
+  /** Status page: the cookie's Secure flag, and the pauses/quarantines hook (issue 8). */
+  ui?: { secureCookie?: boolean; controls?: ControlsSource };
 }
 
 /** Builds the HTTP app; never listens, so tests mount it on port 0. */
@@ -30,13 +35,14 @@ export function createApp(deps: AppDeps): Express {
   // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
   app.use(healthRouter(deps));
-  app.use(metricsRouter(deps));
+  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema } }));
   app.use(adminRouter(deps));
+  app.use(uiRouter({ ...deps, ...deps.ui }));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
-    deps.log.error('request failed', { error: err.message });
+    deps.log.error('request failed', { error: err }); // with its stack
     res.status(500).json({ error: 'internal error' });
   });
   return app;

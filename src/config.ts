@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDuration } from './rules/duration.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -11,6 +12,7 @@ const bool = z
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(9095),
   HOST: z.string().default('0.0.0.0'),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9096),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
   /** Redis Cluster: comma-separated host:port of some nodes; REDIS_URL then gives only credentials and TLS. */
   REDIS_CLUSTER_NODES: z
@@ -44,11 +46,26 @@ const envSchema = z.object({
   PAGERDUTY_API_URL: z.string().url().default('https://api.pagerduty.com'),
   PAGERDUTY_FROM: z.string().email().optional(),
   PUBLIC_URL: z.string().url().optional(),
+  /** Alertmanager(s) to reconcile with, comma separated (an HA pair: every member). */
+  ALERTMANAGER_URL: z
+    .string()
+    .transform((v) => v.split(',').map((u) => u.trim()).filter(Boolean))
+    .refine((us) => us.length > 0 && us.every((u) => /^https?:\/\/[^\s]+$/.test(u) && URL.canParse(u)), 'must be http(s) URLs, comma separated')
+    .optional(),
+  ALERTMANAGER_RECEIVER: z.string().min(1).default('remediate'),
+  RECONCILE_INTERVAL: z
+    .string()
+    .default('5m')
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined || ms < 1000) ctx.addIssue({ code: 'custom', message: 'must be a duration of at least 1s, such as 30s or 5m' });
+      return ms ?? 0;
+    }),
 });
 
 export type Config = z.output<typeof envSchema>;
 
-const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
+const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'ALERTMANAGER_URL']);
 
 export class ConfigError extends Error {}
 

@@ -7,7 +7,8 @@ import type { Logger } from '../log.js';
 import type { AlertInfo } from '../remediations/types.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide, type JobSpec } from '../rules/table.js';
-import type { Counters } from '../receivers/metrics.js';
+import type { Metrics } from '../metrics.js';
+import { webhookLogFields } from '../receivers/webhook-log.js';
 import { webhookSchema, type Webhook } from '../receivers/payload.js';
 import { claimStale, ensureGroup, finish, forgetConsumer, readDeliveries, type Delivery } from './delivery-stream.js';
 import { KEEP_FINISHED_SECONDS } from './queues.js';
@@ -23,7 +24,7 @@ export interface IngestStageOptions {
   ingest: Queue;
   table: () => RuleTable;
   log: Logger;
-  counters?: Counters;
+  metrics?: Metrics;
   /** This process's DRY_RUN (a delivery is a dry run when its receiver or this stage says so). */
   dryRun: boolean;
   /** Deliveries read at once (default 100). */
@@ -104,7 +105,7 @@ export function startIngestStage(o: IngestStageOptions): IngestStage {
 }
 
 /** Decides and enqueues one batch of deliveries; throws (nothing acknowledged) if Redis fails. */
-export async function fanOut(o: Pick<IngestStageOptions, 'redis' | 'prefix' | 'remediations' | 'ingest' | 'table' | 'log' | 'counters' | 'dryRun'>, deliveries: Delivery[]): Promise<void> {
+export async function fanOut(o: Pick<IngestStageOptions, 'redis' | 'prefix' | 'remediations' | 'ingest' | 'table' | 'log' | 'metrics' | 'dryRun'>, deliveries: Delivery[]): Promise<void> {
   const table = o.table();
   const records: { delivery: Delivery; record: IngestRecord }[] = [];
   const jobs = new Map<string, JobSpec>();
@@ -159,9 +160,21 @@ export async function fanOut(o: Pick<IngestStageOptions, 'redis' | 'prefix' | 'r
   if (records.length) {
     await o.ingest.addBulk(records.map(({ delivery, record }) => ({ name: 'delivery', data: record, opts: { ...AUDIT_JOB_OPTIONS, jobId: `d-${delivery.id}` } })));
   }
-  if (o.counters) {
-    for (const { record } of records) for (const a of record.alerts) for (const d of a.decisions) o.counters.inc('remediator_decisions_total', { decision: d.decision });
+  if (o.metrics) {
+    let duplicates = 0;
+    for (const { record } of records) {
+      for (const a of record.alerts) {
+        for (const d of a.decisions) {
+          o.metrics.decisions.inc({ decision: d.decision });
+          if (d.decision === 'duplicate') duplicates++;
+        }
+      }
+    }
+    o.metrics.jobsEnqueued.inc({ queue: o.remediations.name }, fresh.size);
+    o.metrics.jobsDeduplicated.inc({ queue: o.remediations.name }, duplicates);
   }
+  // One line per delivery with its decisions (job, rule, fingerprint), as the receiver used to log.
+  for (const { record } of records) o.log.info('delivery decided', webhookLogFields(record, record.alerts.reduce((n, a) => n + a.decisions.filter((d) => d.decision === 'enqueued').length, 0), record.alerts.reduce((n, a) => n + a.decisions.filter((d) => d.decision === 'duplicate').length, 0)));
   o.log.debug('deliveries fanned out', { deliveries: deliveries.length, enqueued: fresh.size });
 }
 

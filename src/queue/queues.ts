@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '../log.js';
+import type { RedisHealth } from './redis-health.js';
 
 /** Queue names under QUEUE_PREFIX. */
 export const QUEUES = {
@@ -17,7 +17,7 @@ export const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
  * answer 503 while Redis is down; worker connections must block (`maxRetriesPerRequest: null`).
  * https://docs.bullmq.io/guide/going-to-production
  */
-export function redisConnection(url: string, role: 'producer' | 'plain' | 'worker', log: Logger, name: string, clusterNodes?: string[]): Redis {
+export function redisConnection(url: string, role: 'producer' | 'plain' | 'worker', health: RedisHealth, name: string, clusterNodes?: string[]): Redis {
   const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false };
   const opts: RedisOptions =
     role === 'producer'
@@ -30,15 +30,8 @@ export function redisConnection(url: string, role: 'producer' | 'plain' | 'worke
   const conn = clusterNodes?.length
     ? clusterConnection(url, clusterNodes, { ...opts, connectionName: `remediator-${name}` })
     : new Redis(url, { ...opts, connectionName: `remediator-${name}`, retryStrategy: (n) => Math.min(200 * n, 2000) });
-  let warned = false;
-  conn.on('error', (err) => {
-    if (!warned) log.warn('redis connection error', { connection: name, error: err.message });
-    warned = true;
-  });
-  conn.on('ready', () => {
-    if (warned) log.info('redis connection back', { connection: name });
-    warned = false;
-  });
+  // An outage is logged once for all connections, when it starts and when it ends.
+  health.watch(conn, name);
   return conn;
 }
 

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { finalStates, type AuditStore, type RunState } from '../audit/store.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { EventSink, RunEvent } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
 import { formatDuration } from '../rules/duration.js';
@@ -15,6 +16,7 @@ import type { Registry } from '../remediations/registry.js';
 import type { RemediationDeps, RemediationResult } from '../remediations/types.js';
 import { untilStored } from '../audit/retry.js';
 import { QUEUES } from './queues.js';
+import { isRedisConnectionError } from './redis-health.js';
 import { TargetLock } from './target-lock.js';
 
 /** How long a remediation gets to unwind after its deadline before it is left running on its own. */
@@ -36,6 +38,8 @@ export interface RemediationWorkerOptions {
   shutdown?: AbortSignal;
   /** BullMQ job lock (renewed while the job runs); a dead worker's job runs again after about this long. */
   lockMs?: number;
+  /** Counts ended runs and times them, for /metrics. */
+  metrics?: Metrics;
 }
 
 /**
@@ -56,7 +60,8 @@ export function startRemediationWorker(o: RemediationWorkerOptions): Worker {
     stalledInterval: o.lockMs ?? 30_000,
     maxStalledCount: 2,
   });
-  worker.on('error', (err) => o.log.error('remediation worker error', { error: err.message }));
+  // Lost Redis is logged once by the connections' RedisHealth; anything else is a worker problem.
+  worker.on('error', (err) => isRedisConnectionError(err) || o.log.error('remediation worker error', { error: err }));
   return worker;
 }
 
@@ -64,7 +69,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   const spec = job.data;
   const attempt = job.attemptsMade + 1;
   const maxAttempts = job.opts.attempts ?? 1;
-  const log = o.log.child({ job: spec.jobId, rule: spec.rule, action: spec.action, target: spec.target, attempt });
+  const log = o.log.child({ job: spec.jobId, rule: spec.rule, fingerprint: spec.alert.fingerprint, action: spec.action, target: spec.target, attempt });
   const rule = o.table().rules.find((r) => r.spec.name === spec.rule);
   const notify = rule?.spec.notify ?? {};
   const publish = (type: RunEvent['type'], message: string, extra: Partial<RunEvent> = {}) =>
@@ -75,11 +80,15 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }, log);
   // Audit writes wait out a PostgreSQL outage (delay, never a lost record nor a used attempt).
   const stored = <T>(what: string, fn: () => Promise<T>) => untilStored(what, fn, { log, signal: o.shutdown });
+  let startedAtMs: number | undefined;
   const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string } = {}) => {
     const at = o.deps.now();
+    o.metrics?.runs.inc({ action: spec.action, rule: spec.rule, outcome: state });
+    if (startedAtMs !== undefined) o.metrics?.runDuration.observe({ action: spec.action, outcome: state }, (performance.now() - startedAtMs) / 1000);
     await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...extra }));
     await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
-    log.info('run ended', { state, summary, reason: extra.reason });
+    // One line per state change; a failure is an error line, so it is found by level alone.
+    (state === 'failed' ? log.error : log.info)('run ended', { state, summary, reason: extra.reason, error: extra.error });
   };
 
   if (!rule || rule.spec.action !== spec.action) {
@@ -127,6 +136,8 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }
     const startedAt = o.deps.now();
     await stored('run started', () => o.audit.runStarted(spec, attempt, new Date(job.timestamp), startedAt));
+    startedAtMs = performance.now();
+    log.info('run started', { state: 'running', waitedMs: startedAt.getTime() - job.timestamp });
     await publish('running', `Attempt ${attempt} of ${maxAttempts} started${spec.dryRun ? ' (dry run)' : ''}.`);
     const result = await runRemediation(o, rule, spec, attempt, log, publish, (p) => (abandoned = p));
     const state: RunState = result.outcome;
@@ -137,6 +148,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
       await o.audit
         .runEnded(spec, { state: 'retrying', attempt, summary: 'Interrupted by a worker shutdown; handed back to the queue.', reason: 'unavailable', at: o.deps.now() })
         .catch((e: Error) => log.warn('could not record the hand-back', { error: e.message }));
+      log.warn('run interrupted by shutdown, handed back to the queue', { state: 'retrying' });
       await job.moveToDelayed(Date.now() + 1000, token);
       throw new DelayedError();
     }

@@ -19,9 +19,17 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
   router.post(
     '/webhooks/alertmanager',
     (req, res, next) => {
-      const counters = deps.counters;
-      if (counters) res.once('finish', () => counters.inc('remediator_webhook_requests_total', { code: String(res.statusCode) }));
+      const metrics = deps.metrics;
+      if (metrics) {
+        const end = metrics.webhookDuration.startTimer();
+        res.once('finish', () => {
+          const code = String(res.statusCode);
+          metrics.webhookRequests.inc({ code });
+          end({ code });
+        });
+      }
       if (!checkAuthorization(req.headers.authorization, deps.auth)) {
+        deps.log.warn('webhook refused: missing or wrong credentials', { ip: req.ip });
         res.set('WWW-Authenticate', deps.auth.token ? 'Bearer' : 'Basic realm="remediator"');
         answerAndClose(res, 401, { error: 'missing or wrong credentials' });
         return;

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { RuleTable } from '../rules/load.js';
 import { appendDelivery } from '../queue/delivery-stream.js';
-import type { Counters } from './metrics.js';
+import type { Metrics } from '../metrics.js';
 import { webhookCheck } from './payload.js';
 import { certainlyValid } from './payload-check.js';
 
@@ -16,7 +16,7 @@ export interface AcceptDeps {
   redisDeadlineMs?: number;
   log: Logger;
   /** Counts requests and alerts for /metrics. */
-  counters?: Counters;
+  metrics?: Metrics;
 }
 
 /** An HTTP answer, written by whichever path read the request (node:http or express). */
@@ -62,7 +62,11 @@ export async function acceptDelivery(deps: AcceptDeps, text: string, body: unkno
   } finally {
     clearTimeout(timer);
   }
-  if (deps.counters) for (const a of hook.alerts) deps.counters.inc('remediator_alerts_received_total', { status: a.status });
+  if (deps.metrics) {
+    for (const a of hook.alerts) deps.metrics.alertsReceived.inc({ status: a.status });
+    deps.metrics.jobsEnqueued.inc({ queue: 'deliveries' });
+  }
+  deps.log.info('webhook accepted', { groupKey: hook.groupKey, alerts: hook.alerts.length });
   return { status: 200, body: { status: 'accepted', alerts: hook.alerts.length } };
 }
 

@@ -21,6 +21,7 @@ export function fastWebhook(deps: AlertmanagerReceiverDeps): (req: IncomingMessa
     if (h['content-encoding'] !== undefined && h['content-encoding'] !== 'identity') return false;
     if (!JSON_TYPE.test(h['content-type'] ?? '')) return false;
     if (!checkAuthorization(h.authorization, deps.auth)) return false;
+    const started = performance.now();
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -29,14 +30,14 @@ export function fastWebhook(deps: AlertmanagerReceiverDeps): (req: IncomingMessa
       try {
         body = JSON.parse(text);
       } catch (err) {
-        send(res, { status: 400, body: { error: `malformed JSON: ${(err as Error).message}` } }, deps);
+        send(res, { status: 400, body: { error: `malformed JSON: ${(err as Error).message}` } }, deps, started);
         return;
       }
       acceptDelivery(deps, text, body).then(
-        (a) => send(res, a, deps),
+        (a) => send(res, a, deps, started),
         (err: Error) => {
           deps.log.error('request failed', { error: err.message });
-          send(res, { status: 500, body: { error: 'internal error' } }, deps);
+          send(res, { status: 500, body: { error: 'internal error' } }, deps, started);
         },
       );
     });
@@ -46,9 +47,11 @@ export function fastWebhook(deps: AlertmanagerReceiverDeps): (req: IncomingMessa
   };
 }
 
-function send(res: ServerResponse, a: Answer, deps: AlertmanagerReceiverDeps): void {
+function send(res: ServerResponse, a: Answer, deps: AlertmanagerReceiverDeps, started: number): void {
   const body = JSON.stringify(a.body);
   res.writeHead(a.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...a.headers });
   res.end(body);
-  deps.counters?.inc('remediator_webhook_requests_total', { code: String(a.status) });
+  const code = String(a.status);
+  deps.metrics?.webhookRequests.inc({ code });
+  deps.metrics?.webhookDuration.observe({ code }, (performance.now() - started) / 1000);
 }

@@ -90,11 +90,3 @@ export const ruleSchema = z
 export type RuleInput = z.input<typeof ruleSchema>;
 export type RuleSpec = z.output<typeof ruleSchema>;
 export type NotifySpec = z.output<typeof notifySchema>;
-
-/** A rules file: declared targets (by name) and rules. */
-export const ruleFileSchema = z
-  .object({
-    targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/), z.record(z.unknown())).default({}),
-    rules: z.array(z.unknown()).default([]),
-  })
-  .strict();

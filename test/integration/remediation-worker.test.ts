@@ -172,6 +172,24 @@ rules:
     assert.match(run2.summary, /Not run: template: alert has no label service/);
   });
 
+  test('a NUL or lone surrogate in a templated target never names a declared target, and the refusal is audited', async () => {
+    const callsBefore = breaker.calls.length;
+    for (const service of ['good\u0000', 'good\ud800']) {
+      const { fingerprint, body } = webhook('ByLabel', { service });
+      const r = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+      assert.equal(r.status, 200);
+      const answer = (await r.json()) as { refused: { decision: string; reason: string }[] };
+      assert.match(answer.refused[0]!.reason, /good\\ufffd|good\ufffd/);
+      const run = await finalRun(fingerprint);
+      assert.equal(run.state, 'failed');
+      assert.equal(run.error_reason, 'refused_target');
+      assert.equal(run.target, 'good\ufffd');
+      const alertRow = await eventually(async () => (await svc.pool.query(`SELECT labels FROM ${schema()}.alerts WHERE fingerprint = $1`, [fingerprint])).rows[0], 'alert audited');
+      assert.equal(alertRow.labels.service, 'good\ufffd');
+    }
+    assert.equal(breaker.calls.length, callsBefore, 'the target was never called');
+  });
+
   test('a dry-run rule reads the state and mutates nothing', async () => {
     breaker.state = 'open';
     const resetsBefore = breaker.resets;
