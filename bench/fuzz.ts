@@ -20,6 +20,7 @@ const { values } = parseArgs({
     count: { type: 'string', default: '5000' },
     seed: { type: 'string', default: '1' },
     parallel: { type: 'string', default: '16' },
+    'drain-seconds': { type: 'string', default: '600' },
   },
 });
 const count = Number(values.count);
@@ -43,9 +44,11 @@ rules:
     action: breaker-reset
     target: "{{ labels.deployment }}"
     params: { poll_interval: 10ms, verify_timeout: 2s }
+    cooldown: 1m
   - name: page-the-rest
     match: ['severity=~".+"', 'remediation!="rollout-restart"']
     action: notify
+    cooldown: 1m
 `);
 const proc = await startRemediator({
   PORT: '0', HOST: '127.0.0.1', RULES_DIR: rulesDir, REDIS_URL: redisUrl, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema,
@@ -61,14 +64,22 @@ try {
     const m = await missingFromAudit(pool, schema, expected);
     return m.length === 0 ? [] : Date.now() - started > sentMs + 120_000 ? m : undefined;
   }, 'audit caught up', 180_000, 500);
+  // Then every run must end: none may stay queued, running or retrying (a hang or a lost update).
+  const pendingSql = `SELECT count(*)::int AS n FROM "${schema}".runs WHERE state IN ('queued', 'running', 'retrying')`;
+  const drainStart = Date.now();
+  const pending = await eventually(async () => {
+    const n = (await pool.query(pendingSql)).rows[0].n as number;
+    return n === 0 || Date.now() - drainStart > Number(values['drain-seconds']) * 1000 ? { n } : undefined;
+  }, 'runs drained', Number(values['drain-seconds']) * 1000 + 30_000, 1000);
+  const drainSeconds = (Date.now() - drainStart) / 1000;
   const alive = proc.proc.exitCode === null && proc.proc.signalCode === null;
   const runs = (await pool.query(`SELECT state, count(*)::int AS n FROM "${schema}".runs GROUP BY 1 ORDER BY 1`)).rows;
   console.log(JSON.stringify({
     date: new Date().toISOString(), node: process.version, count, seed: Number(values.seed), sent: report.sent, byStatus: report.byStatus,
     accepted: report.accepted, acceptedAlerts: report.acceptedAlerts, fiveHundreds: report.fiveHundreds.length, missingDeliveries: missing.length,
-    processAlive: alive, runsByState: runs, sendSeconds: sentMs / 1000,
+    processAlive: alive, runsByState: runs, runsPending: pending.n, sendSeconds: sentMs / 1000, drainSeconds,
   }, null, 2));
-  failed = !alive || report.fiveHundreds.length > 0 || missing.length > 0;
+  failed = !alive || report.fiveHundreds.length > 0 || missing.length > 0 || pending.n > 0;
   if (report.fiveHundreds.length) console.log('5xx:', report.fiveHundreds.slice(0, 5));
   if (missing.length) console.log('missing:', missing.slice(0, 5));
 } finally {

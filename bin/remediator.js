@@ -1,13 +1,34 @@
 #!/usr/bin/env node
-// `npx remediator ...`: runs the TypeScript sources through tsx (no build step).
-import { register } from 'tsx/esm/api';
+// `npx remediator ...`: runs the compiled code in dist/, building it first when it is missing or
+// older than src/ (a checkout without `npm run build`). No TypeScript at run time.
+import { build, isStale } from './build.js';
 
-register();
+// `remediator remediations list | head`: once the reader is gone, stop quietly as other
+// command-line tools do, instead of dying on the EPIPE of the next write with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
+if (isStale()) {
+  process.stderr.write('remediator: building dist/ (npm run build)...\n');
+  try {
+    build();
+  } catch (err) {
+    process.stderr.write(`remediator: ${/** @type {Error} */ (err).message}\n`);
+    process.exit(1);
+  }
+}
+// Computed specifiers: the type-check (tsconfig.json checks bin/) must not need a built dist/.
+const dist = (/** @type {string} */ file) => new URL(`../dist/${file}`, import.meta.url).href;
 const args = process.argv.slice(2);
 if (args[0] === 'start') {
-  await import('../src/main.ts');
+  await import(dist('main.js'));
 } else {
-  const { runCli } = await import('../src/cli.ts');
+  /** @type {{ runCli: (argv: string[], io: import('../src/cli.ts').CliIo) => Promise<number> }} */
+  const { runCli } = await import(dist('cli.js'));
   process.exitCode = await runCli(args, {
     out: (line) => process.stdout.write(line + '\n'),
     err: (line) => process.stderr.write(line + '\n'),

@@ -6,12 +6,15 @@ import { healthRouter } from './receivers/health.js';
 import type { AuditStore } from './audit/store.js';
 import type { Pool } from 'pg';
 import type { Queue } from 'bullmq';
-import { metricsRouter, type Counters } from './receivers/metrics.js';
+import type { Metrics } from './metrics.js';
+import { metricsRouter } from './receivers/metrics.js';
 import type { Persistence } from './queue/redis-persistence.js';
 import { adminSafetyRouter } from './receivers/admin-safety.js';
 import { pagerDutyWebhookRouter, type PagerDutyWebhookDeps } from './receivers/pagerduty-webhook.js';
 import type { Operator } from './safety/operator.js';
 import { slackInteractionsRouter, type SlackInteractionDeps } from './receivers/slack-interactions.js';
+import { uiRouter } from './ui/router.js';
+import type { ControlsSource } from './ui/rules-page.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   audit: AuditStore;
@@ -19,7 +22,7 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   schema: string;
   /** Every queue, for their depths in /metrics. */
   queues: () => Queue[];
-  counters: Counters;
+  metrics: Metrics;
   /** Redis persistence as last checked, for /metrics. */
   persistence?: () => Persistence | undefined;
   adminToken?: string;
@@ -31,6 +34,8 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   /** Slack Web API client: approval messages are updated after a decision; approver user groups are read. */
   slack?: SlackInteractionDeps['slack'];
   sink?: PagerDutyWebhookDeps['sink'];
+  /** Status page: the cookie's Secure flag, and the pauses/quarantines hook (issue 8). */
+  ui?: { secureCookie?: boolean; controls?: ControlsSource };
 }
 
 /** Builds the HTTP app; never listens, so tests mount it on port 0. */
@@ -41,16 +46,17 @@ export function createApp(deps: AppDeps): Express {
   // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
   app.use(healthRouter(deps));
-  app.use(metricsRouter({ ...deps, safetyCounts: () => deps.operator.store.counts() }));
+  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts() } }));
   app.use(adminRouter(deps));
   app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken }));
   app.use(pagerDutyWebhookRouter({ ...deps, safety: deps.operator.store, safetyAudit: deps.operator.audit }));
   app.use(slackInteractionsRouter(deps));
+  app.use(uiRouter({ ...deps, ...deps.ui }));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
-    deps.log.error('request failed', { error: err.message });
+    deps.log.error('request failed', { error: err }); // with its stack
     res.status(500).json({ error: 'internal error' });
   });
   return app;

@@ -1,32 +1,16 @@
-import { readFile } from 'node:fs/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pg from 'pg';
-import { z } from 'zod';
 import { migrate } from './audit/migrate.js';
 import { ConfigError, loadConfig } from './config.js';
-import { numbersCommand } from './cli/numbers.js';
-import { heldBy, replayCommand, safetyState } from './cli/replay.js';
-import { budgetsFor } from './safety/gates.js';
-import { formatDuration } from './rules/duration.js';
+import { DependencyError, postgresError } from './dependencies.js';
+import { LabelSetError } from './cli/alert.js';
+import { numbersCommand, numbersUsage } from './cli/numbers.js';
+import { listRemediations } from './cli/remediations.js';
+import { rulesCheck, rulesTest } from './cli/rules.js';
+import { replayCommand, safetyState } from './cli/replay.js';
 import { isSafetyCommand, safetyCommand, safetyUsage } from './cli/safety.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
-import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
-import { decide } from './rules/table.js';
-import { webhookSchema } from './receivers/payload.js';
-
-const usage = `usage: remediator <command>
-  start                         run the service (same as npm start)
-  rules check [--dir DIR]       validate every rule file (default RULES_DIR or ./rules)
-  rules test <payload.json> [--dir DIR] [--json] [--state]
-                                show, per alert, which rules match, the job each would
-                                enqueue (with its budgets and approval; --state: held now
-                                by a pause or quarantine), and why the others do not match
-  rules replay --since 24h | --file payloads.jsonl [--dir DIR] [--all] [--json]
-                                what the rules in DIR would have done with past alerts (audit)
-                                or webhook bodies (one per line): budgets, pauses, quarantines
-  remediations list             every remediation with its params and permissions
-  migrate                       apply database migrations (DATABASE_URL, DATABASE_SCHEMA)
-  numbers add|list|disable|enable ...   manage sender number pools
-${safetyUsage}`;
+import { loadRules, RuleLoadError } from './rules/load.js';
 
 export interface CliIo {
   out: (line: string) => void;
@@ -34,141 +18,185 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-/** Runs one CLI command; returns the exit code (0 ok, 1 failure, 2 bad input or invalid rules). */
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const [cmd, sub, ...rest] = argv;
-  const flag = (args: string[], name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const registry = buildRegistry();
-  try {
-    if (cmd === 'rules' && sub === 'check') {
-      const dir = flag(rest, '--dir') ?? io.env.RULES_DIR ?? './rules';
-      const table = await loadRules(dir, registry);
-      io.out(`ok: ${table.rules.length} rules and ${table.targets.size} targets in ${table.files.length} files (${dir})`);
-      return 0;
-    }
-    if (cmd === 'rules' && sub === 'test') {
-      const file = rest.find((a, i) => !a.startsWith('--') && rest[i - 1] !== '--dir');
-      if (!file) {
-        io.err('rules test needs a payload file (an Alertmanager webhook body)');
+interface Command {
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  /** Most positional arguments accepted. */
+  positionals: number;
+  run(args: { values: Record<string, unknown>; positionals: string[] }, io: CliIo, registry: Registry): Promise<number>;
+}
+
+const rulesDir = (values: Record<string, unknown>, io: CliIo) => (values.dir as string | undefined) ?? io.env.RULES_DIR ?? './rules';
+
+const commands: Record<string, Command> = {
+  'rules check': {
+    usage: `remediator rules check [--dir DIR] [--env]
+    Validates every rule file as the service loads them; prints every problem as
+    file:line:col: rule "name": field: message (exit 2). --env: also every secret the rules name
+    (token_env, url_env, routing_key_env) must be set in this environment.`,
+    options: { dir: { type: 'string' }, env: { type: 'boolean' } },
+    positionals: 0,
+    run: ({ values }, io, registry) => rulesCheck(rulesDir(values, io), values.env ? io.env : undefined, registry, io),
+  },
+  'rules test': {
+    usage: `remediator rules test PAYLOAD.json [--dir DIR] [--json]
+remediator rules test --alert 'alertname="X",service="y"' [--alert ...] [--resolved] [--dir DIR] [--json] [--state]
+    Per alert: which rules match, the job each would enqueue (action, target, resolved params),
+    and why the others do not match. PAYLOAD.json is an Alertmanager webhook body (see
+    demo/webhook.json); --alert builds one from a label set, as Alertmanager would send it.
+    Each job shows its budgets and approval; --state also whether a pause or quarantine holds it now.
+    Never enqueues, runs a remediation or calls a target.`,
+    options: { dir: { type: 'string' }, json: { type: 'boolean' }, alert: { type: 'string', multiple: true }, resolved: { type: 'boolean' }, state: { type: 'boolean' } },
+    positionals: 1,
+    async run({ values, positionals }, io, registry) {
+      const alerts = (values.alert as string[] | undefined) ?? [];
+      const file = positionals[0];
+      if ((file === undefined) === (alerts.length === 0)) {
+        io.err('rules test needs either a payload file or --alert LABELS (not both)');
+        io.err(`usage: ${commands['rules test']!.usage}`);
         return 2;
       }
-      return await rulesTest(file, flag(rest, '--dir') ?? io.env.RULES_DIR ?? './rules', rest.includes('--json'), registry, io, rest.includes('--state'));
-    }
-    if (cmd === 'rules' && sub === 'replay') {
-      const table = await loadRules(flag(rest, '--dir') ?? io.env.RULES_DIR ?? './rules', registry);
-      return await replayCommand(table, rest, { config: loadConfig(io.env), out: io.out, err: io.err });
-    }
-    if (cmd === 'remediations' && sub === 'list') {
-      listRemediations(registry, io);
+      // --state: whether today's pauses and quarantines (Redis: REDIS_URL, QUEUE_PREFIX) would hold each job.
+      const state = values.state ? await safetyState(loadConfig(io.env)) : undefined;
+      return rulesTest({ file, alerts, resolved: values.resolved as boolean | undefined }, rulesDir(values, io), Boolean(values.json), registry, io, state);
+    },
+  },
+  'remediations list': {
+    usage: `remediator remediations list [NAME]
+    Each remediation (or just NAME): what it does, its params with their defaults, the fields of
+    its target kind, the permissions it needs, and a complete example rules file.`,
+    options: {},
+    positionals: 1,
+    async run({ positionals }, io, registry) {
+      const name = positionals[0];
+      if (name !== undefined && !registry.has(name)) {
+        io.err(`unknown remediation ${JSON.stringify(name)} (known: ${[...registry.keys()].sort().join(', ')})`);
+        return 2;
+      }
+      listRemediations(registry, name, io.out);
       return 0;
-    }
-    if (isSafetyCommand(cmd)) return await safetyCommand(cmd!, [sub, ...rest].filter((a): a is string => a !== undefined), { config: loadConfig(io.env), out: io.out, err: io.err });
-    if (cmd === 'migrate' || cmd === 'numbers') {
+    },
+  },
+  migrate: {
+    usage: `remediator migrate
+    Creates or updates remediator's schema (DATABASE_URL, DATABASE_SCHEMA); the service also does at start.`,
+    options: {},
+    positionals: 0,
+    async run(_args, io) {
       const config = loadConfig(io.env);
       const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });
       try {
-        if (cmd === 'migrate') {
-          const applied = await migrate(pool, config.DATABASE_SCHEMA);
-          io.out(applied.length ? `applied ${applied.join(', ')} in schema ${config.DATABASE_SCHEMA}` : `schema ${config.DATABASE_SCHEMA} is up to date`);
-          return 0;
-        }
-        await migrate(pool, config.DATABASE_SCHEMA);
-        return await numbersCommand([sub ?? '', ...rest].filter((a, i) => i > 0 || a !== ''), { pool, schema: config.DATABASE_SCHEMA, out: io.out });
+        const applied = await migrate(pool, config.DATABASE_SCHEMA).catch((err: unknown) => {
+          throw postgresError(err, config.DATABASE_URL, `migrating schema ${config.DATABASE_SCHEMA}`);
+        });
+        io.out(applied.length ? `applied ${applied.join(', ')} in schema ${config.DATABASE_SCHEMA}` : `schema ${config.DATABASE_SCHEMA} is up to date`);
+        return 0;
       } finally {
         await pool.end();
       }
+    },
+  },
+};
+
+const usage = `usage: remediator <command> [options]      (remediator <command> --help for one command)
+
+  start                              run the service (same as npm start)
+  rules check [--dir DIR] [--env]    validate every rule file; --env: and that their secrets are set
+  rules test PAYLOAD.json | --alert 'alertname="X",service="y"'  [--dir DIR] [--json]
+                                     which rules match an alert and the job each would enqueue
+  remediations list [NAME]           params, target fields, permissions and an example of each
+  rules replay --since 24h | --file payloads.jsonl [--dir DIR] [--all] [--json]
+                                     what the rules in DIR would have done with past alerts
+                                     (audit) or webhook bodies: budgets, pauses, quarantines
+  migrate                            create or update the database schema
+  numbers add|list|disable|enable    manage sender number pools
+${safetyUsage}
+
+DIR defaults to RULES_DIR, else ./rules.
+Exit codes: 0 ok, 1 failure (a dependency down...), 2 bad input or invalid rules.`;
+
+const isHelp = (a: string | undefined) => a === '--help' || a === '-h' || a === 'help';
+
+/** Runs one CLI command; returns the exit code (0 ok, 1 failure, 2 bad input or invalid rules). */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [cmd, sub] = argv;
+  if (cmd === undefined || isHelp(cmd)) {
+    (cmd ? io.out : io.err)(usage);
+    return cmd ? 0 : 2;
+  }
+  const registry = buildRegistry();
+  try {
+    if (cmd === 'numbers') return await numbers(argv.slice(1), io);
+    // Operator controls and replay parse their own arguments (src/cli/safety.ts, src/cli/replay.ts).
+    if (isSafetyCommand(cmd)) return await safetyCommand(cmd, argv.slice(1), { config: loadConfig(io.env), out: io.out, err: io.err });
+    if (cmd === 'rules' && sub === 'replay') {
+      const rest = argv.slice(2);
+      const i = rest.indexOf('--dir');
+      const table = await loadRules(i >= 0 ? rest[i + 1]! : (io.env.RULES_DIR ?? './rules'), registry);
+      return await replayCommand(table, rest, { config: loadConfig(io.env), out: io.out, err: io.err });
     }
-    io.err(usage);
-    return 2;
-  } catch (err) {
-    if (err instanceof RuleLoadError || err instanceof ConfigError) {
-      io.err(err.message);
+    const name = commands[cmd] ? cmd : `${cmd} ${sub}`;
+    const command = commands[name];
+    if (!command) {
+      // `remediator rules --help` lists the rules commands.
+      const group = Object.keys(commands).filter((k) => k.startsWith(`${cmd} `));
+      if (group.length && (sub === undefined || isHelp(sub))) {
+        (sub ? io.out : io.err)(group.map((k) => `usage: ${commands[k]!.usage}`).join('\n\n'));
+        return sub ? 0 : 2;
+      }
+      io.err(`unknown command ${JSON.stringify(argv.slice(0, group.length ? 2 : 1).join(' '))}`);
+      io.err(usage);
       return 2;
+    }
+    const rest = argv.slice(name.split(' ').length);
+    let args;
+    try {
+      args = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+      if (args.positionals.length > command.positionals) throw new Error(`unexpected argument ${JSON.stringify(args.positionals[command.positionals])}`);
+    } catch (err) {
+      io.err(`remediator ${name}: ${(err as Error).message}`);
+      io.err(`usage: ${command.usage}`);
+      return 2;
+    }
+    if (args.values.help) {
+      io.out(`usage: ${command.usage}`);
+      return 0;
+    }
+    return await command.run(args as { values: Record<string, unknown>; positionals: string[] }, io, registry);
+  } catch (err) {
+    if (err instanceof RuleLoadError) {
+      for (const p of err.problems) io.err(p);
+      io.err(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in the rules`);
+      return 2;
+    }
+    if (err instanceof ConfigError || err instanceof LabelSetError) {
+      io.err(err instanceof LabelSetError ? `--alert: ${err.message}` : err.message);
+      return 2;
+    }
+    if (err instanceof DependencyError) {
+      io.err(`error: ${err.message}`);
+      io.err(`  fix: ${err.fix}`);
+      return 1;
     }
     io.err(`error: ${(err as Error).message}`);
     return 1;
   }
 }
 
-async function rulesTest(file: string, dir: string, json: boolean, registry: Registry, io: CliIo, withState = false): Promise<number> {
-  const table = await loadRules(dir, registry);
-  let body: unknown;
+/** `numbers ...` has its own small parser (it predates this one); it needs the database. */
+async function numbers(args: string[], io: CliIo): Promise<number> {
+  if (args.length === 0 || isHelp(args[0])) {
+    numbersUsage.forEach((l) => (args.length ? io.out : io.err)(l));
+    return args.length ? 0 : 2;
+  }
+  const config = loadConfig(io.env);
+  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });
   try {
-    body = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    io.err(`${file}: ${(err as Error).message}`);
-    return 2;
+    await migrate(pool, config.DATABASE_SCHEMA).catch((err: unknown) => {
+      throw postgresError(err, config.DATABASE_URL, `migrating schema ${config.DATABASE_SCHEMA}`);
+    });
+    return await numbersCommand(args, { pool, schema: config.DATABASE_SCHEMA, out: io.out, err: io.err });
+  } finally {
+    await pool.end();
   }
-  const parsed = webhookSchema.safeParse(body);
-  if (!parsed.success) {
-    for (const i of parsed.error.issues) io.err(`${file}: ${i.path.join('.') || '(body)'}: ${i.message}`);
-    return 2;
-  }
-  const hook = parsed.data;
-  // --state: today's pauses and quarantines from Redis (REDIS_URL, QUEUE_PREFIX).
-  const state = withState ? await safetyState(loadConfig(io.env)) : { pauses: [], quarantines: [] };
-  const ctx = { groupKey: hook.groupKey, receiver: hook.receiver, externalURL: hook.externalURL, receivedAt: new Date().toISOString(), dryRun: false };
-  const report = hook.alerts.map((a) => {
-    const alert = { fingerprint: a.fingerprint, status: a.status, startsAt: a.startsAt, endsAt: a.endsAt, labels: a.labels, annotations: a.annotations, generatorURL: a.generatorURL };
-    const { verdicts, decisions } = decide(table, alert, ctx);
-    return {
-      alert: { fingerprint: a.fingerprint, status: a.status, labels: a.labels },
-      verdicts,
-      decisions: decisions.map(({ job, ...d }) => ({ ...d, job: job && { action: job.action, target: job.target, params: job.params, dryRun: job.dryRun }, safety: job && safetyNotes(table, job, state) })),
-    };
-  });
-  if (json) {
-    io.out(JSON.stringify(report, null, 2));
-    return 0;
-  }
-  for (const r of report) {
-    io.out(`alert ${r.alert.labels.alertname ?? '(no alertname)'} ${r.alert.fingerprint} (${r.alert.status})`);
-    for (const d of r.decisions) {
-      if (d.kind === 'no_match') io.out('  no rule matches');
-      else if (d.kind === 'enqueue') {
-        io.out(`  MATCH ${d.rule}: would enqueue ${d.job!.action}${d.job!.target ? ` on ${d.job!.target}` : ''} params=${JSON.stringify(d.job!.params)}${d.job!.dryRun ? ' (dry run)' : ''}`);
-        for (const note of d.safety ?? []) io.out(`    ${note}`);
-      }
-      else io.out(`  MATCH ${d.rule}: ${d.kind.replace('_', ' ')}: ${d.reason}`);
-    }
-    for (const v of r.verdicts.filter((x) => !x.matched)) io.out(`  no match ${v.rule}: ${v.reason}`);
-  }
-  return 0;
-}
-
-/** What the safety gates say about a job: held now (with --state), budgets, approval, resolved handling. */
-function safetyNotes(table: RuleTable, job: { rule: string; action: string; target?: string }, state: Parameters<typeof heldBy>[0]): string[] {
-  const rule = table.rules.find((r) => r.spec.name === job.rule)!;
-  const notes: string[] = [];
-  const held = heldBy(state, job);
-  if (held) notes.push(`HELD: would be skipped (${held})`);
-  for (const b of budgetsFor(rule, table)) notes.push(`budget: ${b.label}`);
-  if (rule.spec.approval?.required) notes.push(`approval: waits for ${rule.spec.approval.approvers.join(', ')} (timeout ${formatDuration(rule.spec.approval.timeout)})`);
-  if (rule.spec.run_if_resolved) notes.push('runs even if the alert resolved before it starts');
-  return notes;
-}
-
-function listRemediations(registry: Registry, io: CliIo): void {
-  for (const r of registry.values()) {
-    io.out(`${r.name}${r.targetKind ? `  (target kind: ${r.targetKind})` : '  (no target)'}`);
-    io.out(`  ${r.description}`);
-    const shape = (r.paramsSchema as unknown as { shape?: Record<string, z.ZodTypeAny> }).shape;
-    if (shape && Object.keys(shape).length) {
-      io.out('  params:');
-      for (const [k, s] of Object.entries(shape)) io.out(`    ${k}${s.isOptional() ? ' (optional)' : ''}${describeDefault(s)}`);
-    }
-    if (r.permissions.length) {
-      io.out('  permissions:');
-      for (const p of r.permissions) io.out(`    - ${p}`);
-    }
-    io.out('');
-  }
-}
-
-function describeDefault(s: z.ZodTypeAny): string {
-  const def = s._def as { typeName?: string; defaultValue?: () => unknown };
-  return def.typeName === 'ZodDefault' && def.defaultValue ? ` = ${JSON.stringify(def.defaultValue())}` : '';
 }

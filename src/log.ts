@@ -1,6 +1,12 @@
-/** A small JSON-lines logger. Secrets never reach it: callers log names, never values. */
+import { pino, type Logger as Pino } from 'pino';
+import { redact, redactText } from './core/redact.js';
+
+/**
+ * JSON lines on stdout, written by pino: `{"level":"info","time":"…","msg":"…",…fields}`.
+ * Every field goes through the redactor first (core/redact.ts): credentials by key name, passwords
+ * in URLs and bearer tokens inside text, whatever the depth; Error values keep their stack.
+ */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
-const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -10,28 +16,43 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+/**
+ * @param write where each line goes (without its newline); stdout when omitted. Tests collect lines.
+ */
 export function createLogger(
   level: Level | 'silent' = 'info',
   base: Record<string, unknown> = {},
-  write: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+  write?: (line: string) => void,
 ): Logger {
-  const min = level === 'silent' ? Infinity : order[level];
-  const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
-    if (order[lvl] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }, errorReplacer));
-  };
-  return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger(level, { ...base, ...fields }, write),
-  };
+  const stream = write ? { write: (chunk: string) => write(chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk) } : pino.destination({ fd: 1, sync: true });
+  const p = pino(
+    {
+      level,
+      base: null, // no pid/hostname: the container runtime adds where a line came from
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+  return wrap(Object.keys(base).length ? p.child(redact(base) as Record<string, unknown>) : p);
 }
 
-function errorReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message };
-  return value;
+function wrap(p: Pino): Logger {
+  const emit = (lvl: Level) => (msg: string, fields?: Record<string, unknown>) => {
+    if (!p.isLevelEnabled(lvl)) return;
+    // The message as the first field (pino would write it last): lines read, and grep, as before.
+    const line: Record<string, unknown> = { msg: redactText(msg), ...(fields ? (redact(fields) as object) : {}) };
+    line.msg = redactText(msg);
+    p[lvl](line);
+  };
+  return {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: (fields) => wrap(p.child(redact(fields) as Record<string, unknown>)),
+  };
 }
 
 /** A logger that drops everything (tests). */

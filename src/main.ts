@@ -1,10 +1,17 @@
 import { ConfigError, loadConfig } from './config.js';
+import { DependencyError } from './dependencies.js';
+import { exitOnSignals, SHUTDOWN_MARGIN_MS } from './lifecycle.js';
 import { createLogger } from './log.js';
 import { RuleLoadError } from './rules/load.js';
 import { startService } from './service.js';
 
 /** `npm start`: one process with the receiver and the workers (REMEDIATOR_ROLE splits them). */
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write('usage: npm start [-- --role all|receiver|worker]   (npx remediator start [--role ...])\n' +
+      '  Configuration is environment variables (README: Configuration); try DRY_RUN=true first.\n');
+    process.exit(0);
+  }
   // `npm start -- --role worker` is the same as REMEDIATOR_ROLE=worker.
   const i = process.argv.findIndex((a) => a === '--role' || a.startsWith('--role='));
   if (i >= 0) {
@@ -30,25 +37,16 @@ async function main(): Promise<void> {
       process.stderr.write(`remediator: cannot start: ${err.message}\n`);
       process.exit(2);
     }
+    if (err instanceof DependencyError) {
+      // Exit 1, not 2: nothing in the configuration may be wrong; the orchestrator's restart retries.
+      process.stderr.write(`remediator: cannot start: ${err.message}\n  fix: ${err.fix} (README: Troubleshooting)\n`);
+      process.exit(1);
+    }
     log.error('cannot start', { error: (err as Error).message });
     process.exit(1);
   }
   process.on('SIGHUP', () => void service.reload('SIGHUP'));
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('shutting down', { signal });
-    try {
-      await service.close();
-      process.exit(0);
-    } catch (err) {
-      log.error('unclean shutdown', { error: (err as Error).message });
-      process.exit(1);
-    }
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  exitOnSignals({ close: () => service.close(), log, deadlineMs: config.SHUTDOWN_GRACE + SHUTDOWN_MARGIN_MS });
 }
 
 void main();

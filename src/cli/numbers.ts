@@ -6,7 +6,7 @@ import { E164, effectiveState, findNumber, inTransaction, POOL_NAME, PROVIDER_ID
  * `remediator numbers ...`: manage sender number pools by hand (add spares, take a banned number
  * out, put it back). Rotations themselves are done by the number-rotation remediation.
  */
-const usage = [
+export const numbersUsage = [
   'usage: remediator numbers add <pool> <provider_id> <+E164> [--state spare|active]',
   '       remediator numbers list [pool]',
   '       remediator numbers disable <provider_id>',
@@ -17,6 +17,8 @@ export interface NumbersIo {
   pool: pg.Pool;
   schema: string;
   out: (line: string) => void;
+  /** Errors and usage after a bad command go here (stderr), never to `out`. */
+  err: (line: string) => void;
   /** Clock for "effective state" (a cooling number past its time shows as spare). */
   now?: () => Date;
 }
@@ -38,18 +40,20 @@ export async function numbersCommand(argv: string[], io: NumbersIo): Promise<num
       case 'enable':
         return await enable(args, io);
       case undefined:
+        numbersUsage.forEach((l) => io.err(l));
+        return 2;
       case 'help':
       case '--help':
       case '-h':
-        usage.forEach((l) => io.out(l));
-        return cmd === undefined ? 2 : 0;
+        numbersUsage.forEach((l) => io.out(l));
+        return 0;
       default:
         throw new UsageError(`unknown numbers command ${JSON.stringify(cmd)}`);
     }
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    io.out(`error: ${err.message}`);
-    usage.forEach((l) => io.out(l));
+    io.err(`error: ${err.message}`);
+    numbersUsage.forEach((l) => io.err(l));
     return 2;
   }
 }

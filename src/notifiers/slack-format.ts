@@ -8,6 +8,7 @@
  * Limits: https://docs.slack.dev/reference/block-kit/blocks (header 150, section text 3000,
  * field 2000, context 10 elements).
  */
+import { truncate } from '../core/text.js';
 import type { RunState } from '../audit/store.js';
 import type { AlertInfo } from '../remediations/types.js';
 import type { RunEvent } from './events.js';
@@ -90,8 +91,9 @@ export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** At most `max` characters, never cutting a surrogate pair in two (Slack would refuse the half). */
 export function clip(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+  return truncate(s, max);
 }
 
 /** A mrkdwn link, or undefined when the URL is not http(s). */

@@ -7,6 +7,7 @@ import { publishSafely } from '../notifiers/sink.js';
 import type { RuleTable } from '../rules/load.js';
 import { untilStored } from '../audit/retry.js';
 import { QUEUES } from './queues.js';
+import { isRedisConnectionError } from './redis-health.js';
 
 /**
  * Writes what the receiver decided to the audit trail, off the request path: the receiver only
@@ -22,6 +23,8 @@ export function startIngestWorker(o: {
   log: Logger;
   /** Aborted on shutdown: ends a wait for PostgreSQL (the job is retried later). */
   shutdown?: AbortSignal;
+  /** As the remediation worker's: a dead worker's audit job is taken up again after about this long. */
+  lockMs?: number;
 }): Worker {
   const worker = new Worker(
     QUEUES.ingest,
@@ -35,6 +38,7 @@ export function startIngestWorker(o: {
         for (const d of decisions) {
           const base = { groupKey: rec.groupKey, receiver: rec.receiver, externalURL: rec.externalURL, at: new Date().toISOString(), alert };
           if (d.job && queued.has(d.job.jobId)) {
+            o.log.info('run queued', { job: d.job.jobId, rule: d.job.rule, fingerprint: alert.fingerprint, state: 'queued' });
             await publishSafely(o.sink, {
               ...base, type: 'queued', jobId: d.job.jobId, rule: d.job.rule, action: d.job.action, target: d.job.target,
               dryRun: d.job.dryRun, message: `Queued by rule ${d.job.rule}.`, notify: notifyOf(d.job.rule),
@@ -43,6 +47,7 @@ export function startIngestWorker(o: {
           if (d.decision === 'not_applicable' && alert.status === 'resolved' && d.jobId) {
             const run = await untilStored('alert resolved', () => o.audit.markAlertResolved(d.jobId!, rec.receivedAt), { log: o.log, signal: o.shutdown });
             if (run) {
+              o.log.info('run alert resolved', { job: run.job_id, rule: run.rule, fingerprint: alert.fingerprint, state: run.state });
               await publishSafely(o.sink, {
                 ...base, type: 'alert_resolved', jobId: run.job_id, rule: run.rule, action: run.action, target: run.target ?? undefined,
                 dryRun: run.dry_run, message: 'Alert resolved in Alertmanager.', notify: notifyOf(run.rule),
@@ -52,9 +57,10 @@ export function startIngestWorker(o: {
         }
       }
     },
-    { connection: o.connection, prefix: o.prefix, concurrency: 4 },
+    { connection: o.connection, prefix: o.prefix, concurrency: 4, lockDuration: o.lockMs ?? 30_000, stalledInterval: o.lockMs ?? 30_000 },
   );
-  worker.on('error', (err) => o.log.error('ingest worker error', { error: err.message }));
+  // Lost Redis is logged once by the connections' RedisHealth; anything else is a worker problem.
+  worker.on('error', (err) => isRedisConnectionError(err) || o.log.error('ingest worker error', { error: err }));
   // Never a silent retry loop: every failed attempt says which delivery, how many alerts, and why.
   // /metrics counts them as remediator_queue_jobs{queue="ingest",state="delayed"|"failed"}.
   worker.on('failed', (job, err) => {

@@ -1,12 +1,15 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AuditStore } from '../audit/store.js';
+import { storableDeep } from '../core/text.js';
 import { deadline } from '../core/deadline.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { RunEvent } from '../notifiers/events.js';
 import { notifyBackoff } from '../notifiers/sink.js';
 import { NotifyNotYetError, NotifyPermanentError, NotifyRetryAfterError, type Notifier } from '../notifiers/types.js';
 import { QUEUES } from './queues.js';
+import { isRedisConnectionError } from './redis-health.js';
 
 /** One delivery (all its requests, and the waits between them) is aborted after this. */
 const DELIVERY_TIMEOUT_MS = 60_000;
@@ -25,19 +28,24 @@ export function startNotificationWorker(opts: {
   concurrency?: number;
   /** Delay before retry n (tests shorten it); default: 5 s doubling up to 10 min. */
   backoff?: (attemptsMade: number) => number;
+  /** Counts deliveries and failures, for /metrics. */
+  metrics?: Metrics;
 }): Worker {
   const { notifier, audit } = opts;
   const log = opts.log.child({ notifier: notifier.name });
   const worker = new Worker(
     QUEUES.notify(notifier.name),
     async (job: Job<RunEvent>, token?: string) => {
-      const event = job.data;
+      // Every notifier gets sendable text: a lone surrogate would make Slack's form encoding (and any
+      // encodeURIComponent in a link) throw "URI malformed" on every retry (src/core/text.ts).
+      const event = storableDeep(job.data);
       const attempt = job.attemptsMade + 1;
       const base = { jobId: event.jobId, notifier: notifier.name, eventType: event.type, seq: event.seq, attempt };
       const delivery = deadline('delivery timeout', DELIVERY_TIMEOUT_MS);
       try {
         const detail = (await notifier.deliver(event, { attempt, log, signal: delivery.signal })) ?? undefined;
         await audit.recordNotification({ ...base, state: 'sent', detail });
+        opts.metrics?.notificationsSent.inc({ notifier: notifier.name });
       } catch (err) {
         if (err instanceof NotifyRetryAfterError || err instanceof NotifyNotYetError) {
           if (err instanceof NotifyRetryAfterError) {
@@ -48,6 +56,7 @@ export function startNotificationWorker(opts: {
         }
         const final = err instanceof NotifyPermanentError || attempt >= (job.opts.attempts ?? 1);
         const message = (err as Error).message;
+        opts.metrics?.notificationsFailed.inc({ notifier: notifier.name, final: String(final) });
         await audit.recordNotification({
           ...base,
           state: final ? 'failed' : 'retrying',
@@ -68,6 +77,7 @@ export function startNotificationWorker(opts: {
       settings: { backoffStrategy: (attemptsMade: number) => (opts.backoff ?? notifyBackoff)(attemptsMade) },
     },
   );
-  worker.on('error', (err) => log.error('notification worker error', { error: err.message }));
+  // Lost Redis is logged once by the connections' RedisHealth; anything else is a worker problem.
+  worker.on('error', (err) => isRedisConnectionError(err) || log.error('notification worker error', { error: err }));
   return worker;
 }

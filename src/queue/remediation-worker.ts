@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { finalStates, type AuditStore, type RunState } from '../audit/store.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { EventSink, RunEvent } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
 import { formatDuration } from '../rules/duration.js';
@@ -20,6 +21,7 @@ import type { SafetyStore } from '../safety/store.js';
 import type { SafetyAudit } from '../audit/safety-store.js';
 import type { Approvals } from '../safety/approvals.js';
 import { scheduleVerify } from '../safety/verify-worker.js';
+import { isRedisConnectionError } from './redis-health.js';
 import { TargetLock } from './target-lock.js';
 
 /** How long a remediation gets to unwind after its deadline before it is left running on its own. */
@@ -43,6 +45,8 @@ export interface RemediationWorkerOptions {
   lockMs?: number;
   /** Pauses, budgets, quarantines, human acknowledgments (src/safety), shared by every process. */
   safety: { store: SafetyStore; audit: SafetyAudit; approvals: Approvals; verify: Queue };
+  /** Counts ended runs and times them, for /metrics. */
+  metrics?: Metrics;
 }
 
 /**
@@ -63,7 +67,8 @@ export function startRemediationWorker(o: RemediationWorkerOptions): Worker {
     stalledInterval: o.lockMs ?? 30_000,
     maxStalledCount: 2,
   });
-  worker.on('error', (err) => o.log.error('remediation worker error', { error: err.message }));
+  // Lost Redis is logged once by the connections' RedisHealth; anything else is a worker problem.
+  worker.on('error', (err) => isRedisConnectionError(err) || o.log.error('remediation worker error', { error: err }));
   return worker;
 }
 
@@ -71,7 +76,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   const spec = job.data;
   const attempt = job.attemptsMade + 1;
   const maxAttempts = job.opts.attempts ?? 1;
-  const log = o.log.child({ job: spec.jobId, rule: spec.rule, action: spec.action, target: spec.target, attempt });
+  const log = o.log.child({ job: spec.jobId, rule: spec.rule, fingerprint: spec.alert.fingerprint, action: spec.action, target: spec.target, attempt });
   const rule = o.table().rules.find((r) => r.spec.name === spec.rule);
   const notify = rule?.spec.notify ?? {};
   const publish = (type: RunEvent['type'], message: string, extra: Partial<RunEvent> = {}) =>
@@ -82,12 +87,16 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }, log);
   // Audit writes wait out a PostgreSQL outage (delay, never a lost record nor a used attempt).
   const stored = <T>(what: string, fn: () => Promise<T>) => untilStored(what, fn, { log, signal: o.shutdown });
+  let startedAtMs: number | undefined;
   const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string; page?: string } = {}) => {
     const at = o.deps.now();
     const { page, ...recorded } = extra;
+    o.metrics?.runs.inc({ action: spec.action, rule: spec.rule, outcome: state });
+    if (startedAtMs !== undefined) o.metrics?.runDuration.observe({ action: spec.action, outcome: state }, (performance.now() - startedAtMs) / 1000);
     await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...recorded }));
     await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'], ...(page ? { page } : {}) });
-    log.info('run ended', { state, summary, reason: extra.reason });
+    // One line per state change; a failure is an error line, so it is found by level alone.
+    (state === 'failed' ? log.error : log.info)('run ended', { state, summary, reason: extra.reason, error: extra.error });
   };
 
   if (!rule || rule.spec.action !== spec.action) {
@@ -113,8 +122,12 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     return;
   }
 
+  // One run at a time per target. A rule without a target (notify) touches nothing: its runs need
+  // the lock only for the cooldown check, which must not race; otherwise a storm of notify runs
+  // would go through one at a time (each other one delayed 2-3 s), as it did.
+  const needsLock = spec.target !== undefined || rule.spec.cooldown !== undefined;
   const lockKey = `${spec.action}:${spec.target ?? spec.rule}`;
-  const held = await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000);
+  const held = !needsLock || (await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000));
   if (!held) {
     // Another run acts on this target now: come back shortly without using an attempt.
     await job.moveToDelayed(Date.now() + 2000 + Math.floor(Math.random() * 1000), token);
@@ -149,6 +162,8 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }
     const startedAt = o.deps.now();
     await stored('run started', () => o.audit.runStarted(spec, attempt, new Date(job.timestamp), startedAt));
+    startedAtMs = performance.now();
+    log.info('run started', { state: 'running', waitedMs: startedAt.getTime() - job.timestamp });
     await publish('running', `Attempt ${attempt} of ${maxAttempts} started${spec.dryRun ? ' (dry run)' : ''}.`);
     const result = await runRemediation(o, rule, spec, attempt, log, publish, (p) => (abandoned = p));
     const state: RunState = result.outcome;
@@ -165,6 +180,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
       await o.audit
         .runEnded(spec, { state: 'retrying', attempt, summary: 'Interrupted by a worker shutdown; handed back to the queue.', reason: 'unavailable', at: o.deps.now() })
         .catch((e: Error) => log.warn('could not record the hand-back', { error: e.message }));
+      log.warn('run interrupted by shutdown, handed back to the queue', { state: 'retrying' });
       await job.moveToDelayed(Date.now() + 1000, token);
       throw new DelayedError();
     }
@@ -185,13 +201,13 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     throw err;
   } finally {
     const release = (owner: string) => lock.release(lockKey, owner).catch((e: Error) => log.warn('could not release target lock', { error: e.message }));
-    if (abandoned) {
+    if (abandoned && needsLock) {
       // A remediation left running past its deadline keeps the target until it ends (or the lock's
       // TTL passes), under an owner that this job's own retry does not match.
       const owner = `${spec.jobId}:abandoned:${attempt}`;
       const kept = await lock.handOver(lockKey, spec.jobId, owner).catch((e: Error) => (log.warn('could not hand the target lock over', { error: e.message }), false));
       void abandoned.then(() => (kept ? release(owner) : undefined));
-    } else {
+    } else if (needsLock) {
       await release(spec.jobId);
     }
   }

@@ -1,91 +1,128 @@
-import express, { type Router } from 'express';
+import express, { type Express, type Router } from 'express';
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
+import { Gauge } from 'prom-client';
 import { ident } from '../audit/migrate.js';
+import type { Metrics } from '../metrics.js';
 import { withDeadline } from '../queue/queues.js';
 import type { Persistence } from '../queue/redis-persistence.js';
+import type { RuleTable } from '../rules/load.js';
+import { healthRouter } from './health.js';
 
-/** Counters of this process, in Prometheus' text format (no client library needed for a handful). */
-export class Counters {
-  private readonly values = new Map<string, Map<string, number>>();
-  constructor(private readonly help: Record<string, string>) {}
-
-  inc(name: string, labels: Record<string, string> = {}, by = 1): void {
-    let series = this.values.get(name);
-    if (!series) this.values.set(name, (series = new Map()));
-    const key = labelText(labels);
-    series.set(key, (series.get(key) ?? 0) + by);
-  }
-
-  render(): string[] {
-    const out: string[] = [];
-    for (const [name, help] of Object.entries(this.help)) {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
-      for (const [labels, v] of this.values.get(name) ?? []) out.push(`${name}${labels} ${v}`);
-    }
-    return out;
-  }
-}
-
-export const receiverCounters = (): Counters =>
-  new Counters({
-    remediator_webhook_requests_total: 'Webhook requests answered, by HTTP status code.',
-    remediator_alerts_received_total: 'Alerts received in accepted webhooks, by alert status.',
-    remediator_decisions_total: 'Decisions taken on received alerts (enqueued, duplicate, no_match, not_applicable, invalid, refused).',
-  });
-
-function labelText(labels: Record<string, string>): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
+/** What every process shares, read from Redis and PostgreSQL at each scrape (receiver processes). */
+export interface SharedState {
+  queues: () => Queue[];
+  /** A fail-fast connection without BullMQ's scripts. */
+  redis: Redis;
+  pool: Pool;
+  schema: string;
+  /** Runs held back by a safety gate, by reason, counted in Redis by every worker process. */
+  safetyCounts?: () => Promise<Record<string, number>>;
 }
 
 /**
- * GET /metrics: this process's receiver counters, the depth of every queue (shared, from Redis),
- * and the remediation runs of the last 24 hours by action, state and reason (shared, from the
- * audit). Labels hold names and states only, never alert labels or secrets.
+ * GET /metrics: this process's metrics (see src/metrics.ts) and, where `shared` is given, the
+ * state all processes share: the depth of every queue, its oldest waiting job, the workers
+ * connected to it, and the remediation runs of the last 24 hours from the audit.
  */
-export function metricsRouter(deps: {
-  counters: Counters; queues: () => Queue[]; pool: Pool; schema: string; persistence?: () => Persistence | undefined;
-  /** Runs held back by a safety gate, by reason, counted in Redis by every worker process. */
-  safetyCounts?: () => Promise<Record<string, number>>;
-}): Router {
+export function metricsRouter(deps: { metrics: Metrics; persistence?: () => Persistence | undefined; shared?: SharedState }): Router {
+  const { registry } = deps.metrics;
+  const refresh = deps.shared ? sharedGauges(deps.metrics, deps.shared) : async () => undefined;
   const router = express.Router();
   router.get('/metrics', async (_req, res) => {
-    const lines = deps.counters.render();
-    lines.push(
-      '# HELP remediator_redis_persistence Redis persistence as last checked at start or reconnect (CONFIG GET appendonly, save): 1 on, 0 off. No series when Redis refused CONFIG.',
-      '# TYPE remediator_redis_persistence gauge',
-    );
     const p = deps.persistence?.();
-    if (p) lines.push(`remediator_redis_persistence{mode="aof"} ${Number(p.aof)}`, `remediator_redis_persistence{mode="rdb"} ${Number(p.rdb)}`);
-    lines.push('# HELP remediator_queue_jobs Jobs in each queue by state.', '# TYPE remediator_queue_jobs gauge');
-    let up = 1;
-    try {
-      for (const q of deps.queues()) {
-        const counts = await withDeadline(q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), 1000, 'queue counts');
-        for (const [state, n] of Object.entries(counts)) lines.push(`remediator_queue_jobs${labelText({ queue: q.name, state })} ${n}`);
-      }
-    } catch {
-      up = 0;
+    deps.metrics.redisPersistence.reset();
+    if (p) {
+      deps.metrics.redisPersistence.set({ mode: 'aof' }, Number(p.aof));
+      deps.metrics.redisPersistence.set({ mode: 'rdb' }, Number(p.rdb));
     }
-    lines.push('# HELP remediator_runs_last_24h Remediation runs queued in the last 24 hours, by action, state and failure reason.', '# TYPE remediator_runs_last_24h gauge');
-    try {
-      const { rows } = await deps.pool.query<{ action: string; state: string; reason: string | null; n: string }>(
-        `SELECT action, state, error_reason AS reason, count(*) AS n FROM ${ident(deps.schema)}.runs
-         WHERE queued_at > now() - interval '24 hours' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-      );
-      for (const r of rows) lines.push(`remediator_runs_last_24h${labelText({ action: r.action, state: r.state, reason: r.reason ?? '' })} ${r.n}`);
-    } catch {
-      up = 0;
-    }
-    lines.push('# HELP remediator_safety_skips_total Runs not acted on by a safety gate (paused, quarantined, human_ack, resolved, budget), all processes.', '# TYPE remediator_safety_skips_total counter');
-    try {
-      for (const [reason, n] of Object.entries((await deps.safetyCounts?.()) ?? {}).sort()) lines.push(`remediator_safety_skips_total${labelText({ reason })} ${n}`);
-    } catch {
-      up = 0;
-    }
-    lines.push('# HELP remediator_dependencies_up 1 when Redis and PostgreSQL answered this scrape.', '# TYPE remediator_dependencies_up gauge', `remediator_dependencies_up ${up}`);
-    res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
+    await refresh();
+    res.type(registry.contentType).send(await registry.metrics());
   });
   return router;
+}
+
+/** The HTTP app of a worker-only process: /metrics (its own), /healthz and /readyz. */
+export function metricsApp(deps: { metrics: Metrics; persistence?: () => Persistence | undefined; health: { redis: Redis; pool: Pool; table: () => RuleTable | undefined } }): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(healthRouter(deps.health));
+  app.use(metricsRouter(deps));
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not found' });
+  });
+  return app;
+}
+
+/** The gauges of the shared state, on this process's registry (once per registry). */
+export function registerSharedGauges(m: Metrics) {
+  const registers = [m.registry];
+  const jobs = new Gauge({ name: 'remediator_queue_jobs', help: 'Jobs in each queue by state.', labelNames: ['queue', 'state'], registers });
+  const oldest = new Gauge({
+    name: 'remediator_queue_oldest_waiting_job_age_seconds', labelNames: ['queue'], registers,
+    help: 'Age of the oldest job waiting for a worker in each queue (0 when none waits).',
+  });
+  const workers = new Gauge({
+    name: 'remediator_queue_workers', labelNames: ['queue'], registers,
+    help: 'Workers connected to each queue (from CLIENT LIST; no series when Redis refuses it).',
+  });
+  const runs = new Gauge({
+    name: 'remediator_runs_last_24h', labelNames: ['action', 'state', 'reason'], registers,
+    help: 'Remediation runs queued in the last 24 hours, by action, state and failure reason (all workers, from the audit).',
+  });
+  const up = new Gauge({ name: 'remediator_dependencies_up', help: '1 when Redis and PostgreSQL answered this scrape.', registers });
+  return { jobs, oldest, workers, runs, up };
+}
+
+/** Registers the shared gauges and returns what refreshes them; a scrape waits at most about a second on each store. */
+function sharedGauges(m: Metrics, s: SharedState): () => Promise<void> {
+  const { jobs, oldest, workers, runs, up } = registerSharedGauges(m);
+  // A count kept in Redis by every worker (src/safety), read at each scrape: a gauge holding a total.
+  const skips = new Gauge({ name: 'remediator_safety_skips_total', help: 'Runs not acted on by a safety gate (paused, quarantined, human_ack, resolved, budget, approval), all processes, from Redis.', labelNames: ['reason'] as const, registers: [m.registry] });
+  const readSkips = async () => {
+    const counts = (await s.safetyCounts?.()) ?? {};
+    skips.reset();
+    for (const [reason, n] of Object.entries(counts)) skips.set({ reason }, n);
+  };
+  return async () => {
+    const [redisOk, pgOk] = await Promise.all([
+      withDeadline(Promise.all([readQueues(s, jobs, oldest, workers), readSkips()]), 1000, 'queue state').then(() => true, () => false),
+      withDeadline(readRuns(s, runs), 1000, 'runs of the last 24h').then(() => true, () => false),
+    ]);
+    // Nothing stale: what could not be read this time is absent, and dependencies_up says why.
+    if (!redisOk) for (const g of [jobs, oldest, workers, skips]) g.reset();
+    if (!pgOk) runs.reset();
+    up.set(redisOk && pgOk ? 1 : 0);
+  };
+}
+
+async function readQueues(s: SharedState, jobs: Gauge<'queue' | 'state'>, oldest: Gauge<'queue'>, workers: Gauge<'queue'>): Promise<void> {
+  const now = Date.now();
+  const read = await Promise.all(
+    s.queues().map(async (q) => {
+      // BullMQ pushes new jobs on the left of the wait list and workers take from the right:
+      // the oldest is the last element. Its timestamp only, never the job's data (up to 1 MB).
+      const id = await s.redis.lindex(q.keys.wait!, -1);
+      const ts = id ? await s.redis.hget(q.toKey(id), 'timestamp') : null;
+      const count = await q.getWorkersCount().catch(() => undefined);
+      return { q, counts: await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), age: ts ? Math.max(0, (now - Number(ts)) / 1000) : 0, count };
+    }),
+  );
+  jobs.reset();
+  workers.reset();
+  for (const { q, counts, age, count } of read) {
+    for (const [state, n] of Object.entries(counts)) jobs.set({ queue: q.name, state }, n);
+    oldest.set({ queue: q.name }, age);
+    if (count !== undefined) workers.set({ queue: q.name }, count);
+  }
+}
+
+async function readRuns(s: SharedState, runs: Gauge<'action' | 'state' | 'reason'>): Promise<void> {
+  const { rows } = await s.pool.query<{ action: string; state: string; reason: string | null; n: string }>(
+    `SELECT action, state, error_reason AS reason, count(*) AS n FROM ${ident(s.schema)}.runs
+     WHERE queued_at > now() - interval '24 hours' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+  );
+  runs.reset();
+  for (const r of rows) runs.set({ action: r.action, state: r.state, reason: r.reason ?? '' }, Number(r.n));
 }

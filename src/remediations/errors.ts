@@ -12,6 +12,8 @@ export type FailureReason =
   | 'not_found'
   | 'bad_request'
   | 'bad_params'
+  /** A secret a target or rule names (`token_env`, `url_env`) is not set in the worker's environment. */
+  | 'missing_secret'
   | 'verification_failed'
   | 'no_spare'
   | 'rule_removed'

@@ -20,7 +20,7 @@ export type HttpEndpoint = z.output<typeof httpEndpointSchema>;
 /** Reads a secret named by a target; the error names the variable, never a value. */
 export function secretFromEnv(env: NodeJS.ProcessEnv, name: string): string {
   const v = env[name];
-  if (v === undefined || v === '') throw new PermanentError('bad_params', `environment variable ${name} is not set`);
+  if (v === undefined || v === '') throw new PermanentError('missing_secret', `secret missing: environment variable ${name} is not set in the worker's environment`);
   return v;
 }
 

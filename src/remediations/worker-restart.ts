@@ -1,12 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, PatchStrategy, setHeaderOptions, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
+import type { AppsV1Api, ConfigurationOptions, KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { abortMessage, deadline } from '../core/deadline.js';
 import { duration } from '../rules/schema.js';
 import { formatDuration } from '../rules/duration.js';
 import { compileAnchored, RegexError } from '../rules/regex.js';
 import { PermanentError, TransientError } from './errors.js';
-import { abortable, kubeError, withContext } from './kube.js';
 import { rolloutStatus, workloadKinds, type RolloutStatus, type WorkloadKind, type WorkloadObject } from './rollout-status.js';
 import { defineRemediation, type RemediationContext } from './types.js';
 
@@ -152,7 +151,17 @@ function checkRestartable(kind: WorkloadKind, obj: Workload, where: string): voi
   }
 }
 
-function kubeConfigFor(ctx: Ctx): KubeConfig {
+/**
+ * client-node takes about half a second to import: it is loaded on the first run, so the CLI
+ * (`remediator rules check` builds this registry) and processes without such rules start without it.
+ */
+const k8s = async () => {
+  const [client, kube] = await Promise.all([import('@kubernetes/client-node'), import('./kube.js')]);
+  return { client, kube };
+};
+
+async function kubeConfigFor(ctx: Ctx): Promise<KubeConfig> {
+  const { kube } = await k8s();
   if (!ctx.deps.kubeConfig) throw new PermanentError('unavailable', 'no Kubernetes configuration was given to remediator (KUBECONFIG or in-cluster)');
   let kc: KubeConfig;
   try {
@@ -160,7 +169,7 @@ function kubeConfigFor(ctx: Ctx): KubeConfig {
   } catch (err) {
     throw new PermanentError('unavailable', `cannot load the Kubernetes configuration: ${(err as Error).message}`);
   }
-  return ctx.target.context ? withContext(kc, ctx.target.context) : kc;
+  return ctx.target.context ? kube.withContext(kc, ctx.target.context) : kc;
 }
 
 /**
@@ -169,14 +178,15 @@ function kubeConfigFor(ctx: Ctx): KubeConfig {
  * `timeout` that names it.
  */
 async function call<T>(ctx: Ctx, what: string, fn: (o: Options) => Promise<T>, headers?: [string, string]): Promise<T> {
+  const { client, kube } = await k8s();
   const request = deadline('request timeout', REQUEST_TIMEOUT_MS, [ctx.signal]);
-  const base = abortable(request.signal);
+  const base = kube.abortable(request.signal);
   try {
-    return await fn(headers ? setHeaderOptions(headers[0], headers[1], base) : base);
+    return await fn(headers ? client.setHeaderOptions(headers[0], headers[1], base) : base);
   } catch (err) {
     if (ctx.signal.aborted) throw err;
     if (request.signal.aborted) throw new TransientError('timeout', `${what}: ${abortMessage(request.signal.reason)}`);
-    throw kubeError(err, what);
+    throw kube.kubeError(err, what);
   } finally {
     request.dispose();
   }
@@ -195,7 +205,7 @@ export const workerRestart = defineRemediation<Params, Target>({
   permissions: [
     'Kubernetes RBAC (Role per allowed namespace, see deploy/rbac.yaml): apps deployments get, patch',
     'apps statefulsets, daemonsets get, patch (only when the target lists those kinds)',
-    'list, watch on the same resources are granted for kubectl-style tooling, not needed by remediator itself',
+    'no list or watch: each object is read by name, so the Role can name the workloads (resourceNames)',
   ],
   exampleRules: `
 targets:
@@ -222,7 +232,8 @@ rules:
     checkAllowed(ctx);
     const { kind, namespace, name, wait_timeout } = ctx.params;
     const where = `${kind} ${namespace}/${name}`;
-    const api = workloadApi(kubeConfigFor(ctx).makeApiClient(AppsV1Api), kind);
+    const { client } = await k8s();
+    const api = workloadApi((await kubeConfigFor(ctx)).makeApiClient(client.AppsV1Api), kind);
 
     const before = await call(ctx, `read ${where}`, (o) => api.read({ name, namespace }, o));
     checkRestartable(kind, before, where);
@@ -249,7 +260,7 @@ rules:
         `patch ${where}`,
         (o) => api.patch({ name, namespace, body, fieldManager: FIELD_MANAGER }, o),
         // Without this the client sends application/json-patch+json, which the API server rejects for this body.
-        ['Content-Type', PatchStrategy.StrategicMergePatch],
+        ['Content-Type', client.PatchStrategy.StrategicMergePatch],
       );
       await ctx.step(`Restarted ${where}: ${RESTARTED_AT}=${restartedAt}`, { restartedAt, generation: patched.metadata?.generation }, { acted: true });
     }

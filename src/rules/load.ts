@@ -1,9 +1,12 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
-import type { z } from 'zod';
-import { ruleFileSchema, ruleSchema, type Budget, type RuleSpec } from './schema.js';
+import { LineCounter, parseDocument, visit, type Node } from 'yaml';
+import type { z, ZodIssue } from 'zod';
+import { limitsSchema, ruleSchema, type Budget, type RuleSpec } from './schema.js';
 import { parseMatcher, type Matcher } from './matchers.js';
+import { formatProblem, sortProblems, SourcePositions, type Problem } from './problems.js';
+import { closest, keysAt } from './schema-doc.js';
+import { findSecrets, type SecretRef } from './secrets.js';
 import { eachString, hasTemplate } from './template.js';
 import { targetKinds, type Registry } from '../remediations/registry.js';
 import type { Remediation } from '../remediations/types.js';
@@ -26,20 +29,32 @@ export interface CompiledRule {
 export interface RuleTable {
   rules: CompiledRule[];
   targets: Map<string, Target>;
-  /** Blast-radius caps by action (top-level `limits.actions` of the rule files). */
-  actionLimits: Map<string, Budget>;
   files: string[];
   loadedAt: Date;
+  /** Every environment variable the targets and rules name as a secret, with where. */
+  secrets: SecretRef[];
+  /** Blast-radius caps by action, across all rules (top-level `limits.actions` of the files). */
+  actionLimits: Map<string, Budget>;
 }
 
-/** Every problem found, each naming the file, the rule (or target) and the field. */
+/** Every problem found in every file, sorted by file, line and column. */
 export class RuleLoadError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid rules:\n  ${problems.join('\n  ')}`);
+  /** The problems formatted as `file:line:col: rule "x": path: message`. */
+  readonly problems: string[];
+  constructor(readonly issues: Problem[]) {
+    const lines = sortProblems(issues).map(formatProblem);
+    super(`invalid rules (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n  ${lines.join('\n  ')}`);
+    this.problems = lines;
   }
 }
 
 const isYaml = (f: string) => f.endsWith('.yml') || f.endsWith('.yaml');
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/** Expanding more aliases than this is refused: a small file must not become gigabytes (an "alias bomb"). */
+const MAX_ALIASES = 100;
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Reads every *.yml / *.yaml in `dir` (not recursive), in name order, and compiles the table. */
 export async function loadRules(dir: string, registry: Registry): Promise<RuleTable> {
@@ -47,99 +62,209 @@ export async function loadRules(dir: string, registry: Registry): Promise<RuleTa
   try {
     names = (await readdir(dir)).filter(isYaml).sort();
   } catch (err) {
-    throw new RuleLoadError([`${dir}: cannot read rules directory: ${(err as Error).message}`]);
+    throw new RuleLoadError([{ file: dir, message: `cannot read rules directory: ${(err as Error).message}` }]);
   }
-  const sources = await Promise.all(names.map(async (n) => ({ file: join(dir, n), text: await readFile(join(dir, n), 'utf8') })));
+  const unreadable: Problem[] = [];
+  const sources = await Promise.all(
+    names.map(async (n) => {
+      const file = join(dir, n);
+      return readFile(file, 'utf8').then(
+        (text) => ({ file, text }),
+        (err: Error) => (unreadable.push({ file, message: `cannot read: ${err.message}` }), { file, text: '' }),
+      );
+    }),
+  );
+  if (unreadable.length) throw new RuleLoadError(unreadable);
   return compileRules(sources, registry);
 }
 
+interface ParsedFile {
+  pos: SourcePositions;
+  value: unknown;
+}
+
+/** Parses one file; YAML errors (with their positions) go to `problems`. */
+function parseFile(file: string, text: string, problems: Problem[]): ParsedFile | undefined {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const pos = new SourcePositions(file, doc, lines);
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) problems.push({ file, ...pos.offset(e.pos[0]), subject: 'YAML', message: e.message.split('\n')[0]! });
+    return undefined;
+  }
+  try {
+    return { pos, value: doc.toJS({ maxAliasCount: MAX_ALIASES }) };
+  } catch (err) {
+    let first: Node | undefined;
+    visit(doc, { Alias: (_key, node) => ((first = node), visit.BREAK) });
+    const at = pos.offset(first?.range?.[0] ?? 0);
+    problems.push({ file, ...at, subject: 'YAML', message: `refused: aliases expand too far (${(err as Error).message}); write the values out` });
+    return undefined;
+  }
+}
+
+/** A target declared in some file, valid or not: a rule naming an invalid target is not told the target is unknown. */
+interface Declared {
+  file: string;
+  /** Undefined when the target's kind itself is bad. */
+  kind?: string;
+}
+
+/** The top-level keys of a rules file. */
+const FILE_KEYS = ['targets', 'rules', 'limits'];
+
 /** Compiles rule files given as text (the unit tests feed fixtures through here). */
 export function compileRules(sources: { file: string; text: string }[], registry: Registry): RuleTable {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   const kinds = targetKinds(registry);
   const targets = new Map<string, Target>();
-  const rawRules: { file: string; index: number; raw: unknown }[] = [];
+  const declared = new Map<string, Declared>();
+  const secrets: SecretRef[] = [];
+  const rawRules: { pos: SourcePositions; index: number; raw: unknown }[] = [];
   const actionLimits = new Map<string, Budget & { file: string }>();
 
   for (const { file, text } of sources) {
-    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) problems.push(`${file}: YAML: ${e.message.split('\n')[0]}`);
+    const parsed = parseFile(file, text, problems);
+    if (!parsed || parsed.value === null || parsed.value === undefined) continue;
+    const { pos, value } = parsed;
+    if (!isObj(value)) {
+      problems.push(pos.problem([], { message: 'a rules file is a map with the keys targets, rules and limits' }));
       continue;
     }
-    const parsed = ruleFileSchema.safeParse(doc.toJS() ?? {});
-    if (!parsed.success) {
-      for (const i of parsed.error.issues) problems.push(`${file}: ${fieldPath(i.path)}: ${i.message}`);
-      continue;
+    for (const key of Object.keys(value).filter((k) => !FILE_KEYS.includes(k))) {
+      problems.push(pos.problem([key], { field: [key], key: true, message: unknownKey(key, FILE_KEYS) }));
     }
-    for (const [name, raw] of Object.entries(parsed.data.targets)) {
-      const where = `${file}: target ${name}`;
-      if (targets.has(name)) {
-        problems.push(`${where}: duplicate target name (also in ${targets.get(name)!.file})`);
-        continue;
+    const limits = limitsSchema.safeParse(value.limits ?? {});
+    if (!limits.success) {
+      for (const i of limits.error.issues) problems.push(pos.problem(['limits', ...i.path], { field: ['limits', ...i.path], message: i.message }));
+    } else {
+      for (const [action, limit] of Object.entries(limits.data.actions)) {
+        const at = ['limits', 'actions', action];
+        if (!registry.get(action)) problems.push(pos.problem(at, { field: at, key: true, message: `unknown action (known: ${[...registry.keys()].sort().join(', ')})` }));
+        else if (actionLimits.has(action)) problems.push(pos.problem(at, { field: at, key: true, message: `duplicate limit (also in ${actionLimits.get(action)!.file})` }));
+        else actionLimits.set(action, { ...limit, file });
       }
-      const { kind, ...rest } = raw as { kind?: unknown };
-      const schema = typeof kind === 'string' ? kinds.get(kind) : undefined;
-      if (!schema) {
-        problems.push(`${where}: kind: ${kind === undefined ? 'is required' : `unknown kind ${JSON.stringify(kind)}`} (known: ${[...kinds.keys()].sort().join(', ')})`);
-        continue;
-      }
-      const config = schema.safeParse(rest);
-      if (!config.success) {
-        for (const i of config.error.issues) problems.push(`${where}: ${fieldPath(i.path)}: ${i.message}`);
-        continue;
-      }
-      targets.set(name, { name, kind: kind as string, config: config.data, file });
     }
-    for (const [action, limit] of Object.entries(parsed.data.limits.actions)) {
-      const where = `${file}: limits.actions.${action}`;
-      if (!registry.get(action)) problems.push(`${where}: unknown action (known: ${[...registry.keys()].sort().join(', ')})`);
-      else if (actionLimits.has(action)) problems.push(`${where}: duplicate limit (also in ${actionLimits.get(action)!.file})`);
-      else actionLimits.set(action, { ...limit, file });
+    const ts = value.targets ?? {};
+    if (!isObj(ts)) problems.push(pos.problem(['targets'], { field: ['targets'], message: 'must be a map of target names to targets' }));
+    else {
+      for (const [name, raw] of Object.entries(ts)) {
+        const at = ['targets', name];
+        const subject = `target ${JSON.stringify(name)}`;
+        const problem = (path: (string | number)[], message: string, key = false) =>
+          problems.push(pos.problem([...at, ...path], { subject, field: path, message, key }));
+        if (!NAME.test(name)) {
+          problem([], 'bad target name: use letters, digits, ".", "_" or "-"', true);
+          continue;
+        }
+        const prev = declared.get(name);
+        if (prev) {
+          problem([], `duplicate target name (also in ${prev.file})`, true);
+          continue;
+        }
+        const d: Declared = { file };
+        declared.set(name, d);
+        if (!isObj(raw)) {
+          problem([], `must be a map with kind (one of ${[...kinds.keys()].sort().join(', ')}) and that kind's fields`);
+          continue;
+        }
+        const { kind, ...rest } = raw;
+        const schema = typeof kind === 'string' ? kinds.get(kind) : undefined;
+        if (!schema) {
+          problem(['kind'], `${kind === undefined ? 'is required' : `unknown kind ${JSON.stringify(kind)}`} (known: ${[...kinds.keys()].sort().join(', ')})`);
+          continue;
+        }
+        d.kind = kind as string;
+        const config = schema.safeParse(rest);
+        if (!config.success) {
+          problems.push(...zodProblems(config.error.issues, { pos, base: at, field: [], subject, schema, extraKeys: ['kind'] }));
+          continue;
+        }
+        targets.set(name, { name, kind: d.kind, config: config.data, file });
+        secrets.push(...findSecrets(rest, { pos, base: at, subject }));
+      }
     }
-    parsed.data.rules.forEach((raw, index) => rawRules.push({ file, index, raw }));
+    const rs = value.rules ?? [];
+    if (!Array.isArray(rs)) problems.push(pos.problem(['rules'], { field: ['rules'], message: 'must be a list of rules' }));
+    else rs.forEach((raw, index) => rawRules.push({ pos, index, raw }));
   }
 
   const rules: CompiledRule[] = [];
   const seen = new Map<string, string>();
-  for (const { file, index, raw } of rawRules) {
-    const label = (raw as { name?: unknown })?.name;
-    const where = `${file}: rule ${typeof label === 'string' ? label : `#${index + 1}`}`;
+  for (const { pos, index, raw } of rawRules) {
+    const at = ['rules', index];
+    const name = isObj(raw) && typeof raw.name === 'string' ? raw.name : undefined;
+    const subject = name !== undefined ? `rule ${JSON.stringify(name)}` : `rule #${index + 1}`;
+    const problem = (path: (string | number)[], message: string) => problems.push(pos.problem([...at, ...path], { subject, field: path, message }));
+    if (!isObj(raw)) {
+      problem([], 'must be a map with name, match and action');
+      continue;
+    }
+    // Every field is checked even when another is bad: one run of `rules check` lists every problem.
+    const before = problems.length;
     const parsed = ruleSchema.safeParse(raw);
+    const bad = new Set<unknown>();
     if (!parsed.success) {
-      for (const i of parsed.error.issues) problems.push(`${where}: ${fieldPath(i.path)}: ${i.message}`);
-      continue;
+      for (const i of parsed.error.issues) bad.add(i.path[0]);
+      problems.push(...zodProblems(parsed.error.issues, { pos, base: at, field: [], subject, schema: ruleSchema }));
     }
-    const spec = parsed.data;
-    if (seen.has(spec.name)) {
-      problems.push(`${where}: name: duplicate rule name (also in ${seen.get(spec.name)})`);
-      continue;
+    if (name !== undefined && !bad.has('name')) {
+      if (seen.has(name)) problem(['name'], `duplicate rule name (also in ${seen.get(name)})`);
+      else seen.set(name, pos.file);
     }
-    seen.set(spec.name, file);
-    const remediation = registry.get(spec.action);
-    if (!remediation) {
-      problems.push(`${where}: action: unknown action ${JSON.stringify(spec.action)} (known: ${[...registry.keys()].sort().join(', ')})`);
-      continue;
+    const action = typeof raw.action === 'string' && !bad.has('action') ? raw.action : undefined;
+    const remediation = action === undefined ? undefined : registry.get(action);
+    if (action !== undefined && !remediation) problem(['action'], `unknown action ${JSON.stringify(action)} (known: ${[...registry.keys()].sort().join(', ')})`);
+    if (remediation) {
+      if (!bad.has('target')) for (const m of checkTarget(raw.target as string | undefined, remediation, declared)) problem(['target'], m);
+      if (!bad.has('params')) {
+        const issues = checkParams((raw.params ?? {}) as Obj, remediation);
+        problems.push(...zodProblems(issues, { pos, base: [...at, 'params'], field: ['params'], subject, schema: remediation.paramsSchema }));
+      }
     }
-    problems.push(...checkTarget(spec, remediation, targets).map((p) => `${where}: target: ${p}`));
-    problems.push(...checkParams(spec.params, remediation).map((p) => `${where}: ${p}`));
-    rules.push({ spec, file, remediation, matchers: spec.match.map(parseMatcher) });
+    if (parsed.success && remediation && problems.length === before) {
+      rules.push({ spec: parsed.data, file: pos.file, remediation, matchers: parsed.data.match.map(parseMatcher) });
+      secrets.push(...findSecrets(raw, { pos, base: at, subject }));
+    }
   }
   if (problems.length > 0) throw new RuleLoadError(problems);
   const limits = new Map([...actionLimits].map(([a, { runs, per }]) => [a, { runs, per }]));
-  return { rules, targets, actionLimits: limits, files: sources.map((s) => s.file), loadedAt: new Date() };
+  return { rules, targets, files: sources.map((s) => s.file), loadedAt: new Date(), secrets, actionLimits: limits };
 }
 
-function checkTarget(spec: RuleSpec, r: Remediation<any, any>, targets: Map<string, Target>): string[] {
-  if (r.targetKind === null) return spec.target === undefined ? [] : [`action ${r.name} takes no target`];
-  if (spec.target === undefined) return [`action ${r.name} needs a target of kind ${r.targetKind}`];
-  if (hasTemplate(spec.target)) {
-    const any = [...targets.values()].some((t) => t.kind === r.targetKind);
-    return any ? [] : [`no target of kind ${r.targetKind} is declared, so ${JSON.stringify(spec.target)} can never resolve`];
+/** Zod issues as located problems; an unknown key is reported on the key, with the allowed ones. */
+function zodProblems(
+  issues: ZodIssue[],
+  o: { pos: SourcePositions; base: (string | number)[]; field: (string | number)[]; subject: string; schema: z.ZodTypeAny; extraKeys?: string[] },
+): Problem[] {
+  return issues.flatMap((i) => {
+    if (i.code === 'unrecognized_keys') {
+      const allowed = [...(i.path.length === 0 ? (o.extraKeys ?? []) : []), ...(keysAt(o.schema, i.path) ?? [])];
+      return i.keys.map((k) =>
+        o.pos.problem([...o.base, ...i.path, k], { subject: o.subject, field: [...o.field, ...i.path, k], key: true, message: unknownKey(k, allowed) }),
+      );
+    }
+    return [o.pos.problem([...o.base, ...i.path], { subject: o.subject, field: [...o.field, ...i.path], message: i.message })];
+  });
+}
+
+function unknownKey(key: string, allowed: string[]): string {
+  const near = closest(key, allowed);
+  if (near) return `unknown key (did you mean ${JSON.stringify(near)}?)`;
+  return allowed.length ? `unknown key (allowed: ${allowed.join(', ')})` : 'unknown key';
+}
+
+function checkTarget(target: string | undefined, r: Remediation<any, any>, declared: Map<string, Declared>): string[] {
+  if (r.targetKind === null) return target === undefined ? [] : [`action ${r.name} takes no target`];
+  if (target === undefined) return [`action ${r.name} needs a target of kind ${r.targetKind}`];
+  if (hasTemplate(target)) {
+    const any = [...declared.values()].some((t) => t.kind === r.targetKind);
+    return any ? [] : [`no target of kind ${r.targetKind} is declared, so ${JSON.stringify(target)} can never resolve`];
   }
-  const t = targets.get(spec.target);
-  if (!t) return [`unknown target ${JSON.stringify(spec.target)} (declare it under targets:)`];
-  if (t.kind !== r.targetKind) return [`target ${t.name} is of kind ${t.kind}, action ${r.name} needs ${r.targetKind}`];
+  const t = declared.get(target);
+  if (!t) return [`unknown target ${JSON.stringify(target)} (declare it under targets:)`];
+  // A target that is declared but invalid has its own problem already; saying more would mislead.
+  if (t.kind !== undefined && t.kind !== r.targetKind) return [`target ${target} is of kind ${t.kind}, action ${r.name} needs ${r.targetKind}`];
   return [];
 }
 
@@ -147,19 +272,12 @@ function checkTarget(spec: RuleSpec, r: Remediation<any, any>, targets: Map<stri
  * Validates params against the action's schema. A field whose value is templated can only be
  * checked once an alert fills it in, so issues at templated paths are deferred to render time.
  */
-function checkParams(params: Record<string, unknown>, r: Remediation<any, any>): string[] {
+function checkParams(params: Obj, r: Remediation<any, any>): ZodIssue[] {
   const templated = new Set<string>();
   eachString(params, (s, path) => {
     if (hasTemplate(s)) templated.add(path.join('.'));
   });
   const res = (r.paramsSchema as z.ZodTypeAny).safeParse(params);
   if (res.success) return [];
-  return res.error.issues
-    .filter((i) => !templated.has(i.path.join('.')))
-    .map((i) => `params.${fieldPath(i.path)}: ${i.message}`.replace('params.(top level)', 'params'));
-}
-
-export function fieldPath(path: (string | number)[]): string {
-  if (path.length === 0) return '(top level)';
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+  return res.error.issues.filter((i) => !templated.has(i.path.join('.')));
 }

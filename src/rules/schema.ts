@@ -112,12 +112,5 @@ export type RuleInput = z.input<typeof ruleSchema>;
 export type RuleSpec = z.output<typeof ruleSchema>;
 export type NotifySpec = z.output<typeof notifySchema>;
 
-/** A rules file: declared targets (by name) and rules. */
-export const ruleFileSchema = z
-  .object({
-    targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/), z.record(z.unknown())).default({}),
-    rules: z.array(z.unknown()).default([]),
-    /** Blast-radius caps across all rules, by action: `limits: { actions: { worker-restart: { runs: 3, per: 10m } } }`. */
-    limits: z.object({ actions: z.record(z.string().min(1), budgetSchema).default({}) }).strict().default({}),
-  })
-  .strict();
+/** Blast-radius caps across all rules, by action: `limits: { actions: { worker-restart: { runs: 3, per: 10m } } }`. */
+export const limitsSchema = z.object({ actions: z.record(z.string().min(1), budgetSchema).default({}) }).strict();

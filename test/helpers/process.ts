@@ -59,7 +59,7 @@ export async function startChild(cmd: string, args: string[], opts: { env?: Node
 /** Runs remediator's real entry point (`npm start` without npm) as a child process. */
 export async function startRemediator(env: Record<string, string>, args: string[] = []): Promise<Child & { url: string }> {
   const c = await startChild(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
-    env: { LOG_LEVEL: 'info', ...env },
+    env: { LOG_LEVEL: 'info', METRICS_PORT: '0', ...env },
     ready: /"msg":"remediator started".*?"listening":"(http:[^"]+)"|"msg":"remediator started"/,
   });
   const url = /"listening":"(http:[^"]+)"/.exec(c.output())?.[1] ?? '';

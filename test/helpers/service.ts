@@ -67,6 +67,8 @@ export async function startTestService(opts: {
     ADMIN_TOKEN: 'test-admin-token',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SHUTDOWN_GRACE: '2000',
+    // A worker-only service's metrics port: any free one, so several can run at once.
+    METRICS_PORT: '0',
     ...opts.env,
   };
   const config = loadConfig(env);

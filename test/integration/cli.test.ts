@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -20,13 +21,27 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
   }
 }
 
-test('rules check passes on the shipped rules and names file, rule and field on bad ones', async () => {
+test('rules check passes on the shipped rules; on bad ones prints every problem as file:line:col, sorted, on stderr (exit 2)', async () => {
   const ok = await cli(['rules', 'check']);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^ok: \d+ rules and \d+ targets in \d+ files/);
   const bad = await cli(['rules', 'check', '--dir', 'test/fixtures/rules-invalid']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /test\/fixtures\/rules-invalid\/unknown-action\.yml: rule restart-all: action: unknown action "restart-everything"/);
+  assert.equal(bad.stdout, '');
+  const lines = bad.stderr.trimEnd().split('\n');
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/unknown-action\.yml:5:13: rule "restart-all": action: unknown action "restart-everything"/m);
+  // Both problems of one rule, not only the first.
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/every-problem-of-a-rule\.yml:7:13: rule "c": action: unknown action/m);
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/every-problem-of-a-rule\.yml:8:15: rule "c": cooldown: bad duration "ten minutes"/m);
+  // An alias bomb is a problem of its file like any other (exit 2), not a crash.
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/alias-bomb\.yml:4:8: YAML: refused: aliases expand too far/m);
+  assert.match(bad.stderr, /^test\/fixtures\/rules-invalid\/yaml-syntax\.yml:5:5: YAML: /m);
+  const located = lines.slice(0, -1);
+  assert.ok(located.every((l) => /^test\/fixtures\/rules-invalid\/[\w-]+\.yml:\d+:\d+: /.test(l)), bad.stderr);
+  const key = (l: string) => { const [f, line, col] = l.split(':'); return [f!, Number(line), Number(col)] as const; };
+  const sorted = [...located].sort((a, b) => { const [fa, la, ca] = key(a); const [fb, lb, cb] = key(b); return fa < fb ? -1 : fa > fb ? 1 : la - lb || ca - cb; });
+  assert.deepEqual(located, sorted);
+  assert.match(lines.at(-1)!, /^\d+ problems in the rules$/);
 });
 
 test('rules test explains matches, the job each would enqueue, and every non-match', async () => {
@@ -50,7 +65,7 @@ test('remediations list shows every remediation with params and permissions', as
     assert.match(r.stdout, new RegExp(`^${name}  \\(`, 'm'), `${name} listed`);
   }
   assert.match(r.stdout, /pg_signal_backend/);
-  assert.match(r.stdout, /verify_timeout \(optional\) = "60s"/);
+  assert.match(r.stdout, /^ {4}verify_timeout +duration +default 60s$/m);
 });
 
 test('migrate creates the schema once; a bad environment names the variable', async () => {
@@ -101,8 +116,8 @@ test('npm start entry point: starts with one line, then SIGTERM shuts down clean
 test('a bad rules directory stops the start with the file and rule named (exit 2)', async () => {
   const r = await cli(['start'], { RULES_DIR: 'test/fixtures/rules-invalid', PORT: '0' });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /cannot start: invalid rules:/);
-  assert.match(r.stderr, /unknown-action\.yml: rule restart-all: action: unknown action/);
+  assert.match(r.stderr, /cannot start: invalid rules \(\d+ problems\):/);
+  assert.match(r.stderr, /unknown-action\.yml:5:13: rule "restart-all": action: unknown action/);
 });
 
 test('numbers through the CLI binary: add, list, bad input exits 2', async () => {
@@ -140,7 +155,7 @@ test('a change to the rules files and SIGHUP reload the table; a bad reload keep
     await writeFile(join(dir, 'b.yml'), "rules:\n  - name: b\n    match: ['alertname=\"B\"']\n    action: notify\n");
     await eventually(async () => count(/"msg":"rules reloaded".*"reason":"rules directory changed".*"rules":2/) >= 1, `file-change reload\n${child.output()}`);
     await writeFile(join(dir, 'c.yml'), "rules:\n  - name: c\n    match: ['alertname=\"C\"']\n    action: nope\n");
-    await eventually(async () => count(/"msg":"rules reload refused, keeping the previous rules".*c\.yml: rule c: action: unknown action/) >= 1, `refused reload\n${child.output()}`);
+    await eventually(async () => count(/"msg":"rules reload refused, keeping the previous rules".*c\.yml:4:13: rule \\"c\\": action: unknown action/) >= 1, `refused reload\n${child.output()}`);
     await rm(join(dir, 'c.yml'));
     await eventually(async () => count(/"msg":"rules reloaded".*"rules":2/) >= 2, 'reload after the bad file is gone');
     child.proc.kill('SIGHUP');
@@ -153,4 +168,180 @@ test('a change to the rules files and SIGHUP reload the table; a bad reload keep
     await dropPrefix(REDIS_URL, `reload-${id}`);
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('--help exits 0 with the usage on stdout; no command or a bad option exits 2 with it on stderr', async () => {
+  for (const args of [['--help'], ['-h'], ['help'], ['rules', '--help'], ['rules', 'check', '--help'], ['rules', 'test', '-h'], ['remediations', 'list', '--help'], ['numbers', '--help']]) {
+    const r = await cli(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stdout, /usage: remediator/, args.join(' '));
+    assert.equal(r.stderr, '', args.join(' '));
+  }
+  const start = await cli(['start', '--help']);
+  assert.equal(start.code, 0, 'prints the usage instead of starting the service');
+  assert.match(start.stdout, /^usage: npm start \[-- --role all\|receiver\|worker\]/);
+  const none = await cli([]);
+  assert.equal(none.code, 2);
+  assert.equal(none.stdout, '');
+  assert.match(none.stderr, /^usage: remediator <command>/);
+  const bad = await cli(['rules', 'check', '--bogus']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stdout, '');
+  assert.match(bad.stderr, /^remediator rules check: Unknown option '--bogus'/);
+  const unknown = await cli(['rules', 'frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /^unknown command "rules frobnicate"/);
+  const nums = await cli(['numbers', 'frobnicate'], { DATABASE_URL, DATABASE_SCHEMA: `clinum_help_${process.pid}` });
+  assert.equal(nums.code, 2);
+  assert.equal(nums.stdout, '', 'numbers errors go to stderr');
+  assert.match(nums.stderr, /^error: unknown numbers command "frobnicate"/);
+  const pool = new pg.Pool({ connectionString: DATABASE_URL });
+  await pool.query(`DROP SCHEMA IF EXISTS "clinum_help_${process.pid}" CASCADE`);
+  await pool.end();
+});
+
+test('remediations list | head: the closed pipe ends the command quietly (exit 0, no EPIPE stack)', async () => {
+  const child = spawn(process.execPath, [bin, 'remediations', 'list'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The reader goes away before the first line, as `head` does after its tenth.
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(stderr, '');
+  assert.equal(code, 0);
+});
+
+test('remediations list shows, per remediation, params with defaults, target fields, permissions and an example rules file', async () => {
+  const r = await cli(['remediations', 'list', 'breaker-reset']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^breaker-reset {2}\(target kind: http-breaker\)$/m);
+  assert.match(r.stdout, /^ {2}params:\n {4}verify_timeout +duration +default 60s\n {4}poll_interval +duration +default 2s$/m);
+  assert.match(r.stdout, /^ {2}target fields \(kind: http-breaker\):$/m);
+  assert.match(r.stdout, /^ {4}status\.url +string +required$/m);
+  assert.match(r.stdout, /^ {4}status\.token_env +env var name +optional$/m);
+  assert.match(r.stdout, /^ {4}request_timeout +duration +default 10s$/m);
+  assert.match(r.stdout, /^ {2}permissions:\n {4}- HTTP: read the breaker status endpoint$/m);
+  assert.match(r.stdout, /^ {2}example \(a complete rules file\):\n {4}targets:\n {6}image-gen:\n {8}kind: http-breaker$/m);
+  assert.doesNotMatch(r.stdout, /^notify /m, 'only the one asked for');
+  const unknown = await cli(['remediations', 'list', 'nope']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown remediation "nope" \(known: breaker-reset, /);
+});
+
+test('rules test --alert builds the webhook from a label set; a bad label set exits 2', async () => {
+  const labels = 'alertname="LabAlwaysFiring",severity="critical",deployment="checkout",namespace="shop"';
+  const r = await cli(['rules', 'test', '--alert', labels, '--dir', 'test/fixtures/rules-test']);
+  assert.equal(r.code, 0, r.stderr);
+  // The fingerprint Alertmanager would give this label set.
+  assert.match(r.stdout, /^alert LabAlwaysFiring [0-9a-f]{16} \(firing\) \{alertname="LabAlwaysFiring",severity="critical",deployment="checkout",namespace="shop"\}$/m);
+  assert.match(r.stdout, /MATCH always-notify: would enqueue notify params=\{"instructions":"checkout in shop"\}/);
+  assert.match(r.stdout, /no match only-prod: env="prod" failed: label env is missing/);
+  const json = JSON.parse((await cli(['rules', 'test', '--alert', `{${labels}}`, '--alert', 'alertname="Other"', '--resolved', '--dir', 'test/fixtures/rules-test', '--json'])).stdout);
+  assert.equal(json.length, 2);
+  assert.equal(json[0].alert.status, 'resolved');
+  assert.equal(json[0].decisions[0].kind, 'not_applicable');
+  assert.equal(json[1].decisions[0].kind, 'no_match');
+  const bad = await cli(['rules', 'test', '--alert', 'alertname=~"X"']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^--alert: bad label "alertname=~\\"X\\"": an alert's labels are name="value" \(no =~\)/);
+  const both = await cli(['rules', 'test', 'demo/webhook.json', '--alert', 'alertname="X"']);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /needs either a payload file or --alert LABELS \(not both\)/);
+});
+
+test('rules test with the sample payload the README documents', async () => {
+  const r = await cli(['rules', 'test', 'demo/webhook.json', '--dir', 'demo/rules']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^alert CircuitBreakerOpen 30bf752934833b33 \(firing\)/m);
+  assert.match(r.stdout, /MATCH demo-breaker-open: would enqueue breaker-reset on demo-breaker params=\{"verify_timeout":"10s","poll_interval":"200ms"\}/);
+});
+
+test('rules check --env: every secret the rules name must be set in this environment', async () => {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(join(tmpdir(), 'remediator-env-'));
+  const variable = `REMEDIATOR_CLI_TEST_TOKEN_${process.pid}`;
+  try {
+    await writeFile(join(dir, 'r.yml'), [
+      'targets:',
+      '  b:',
+      '    kind: http-breaker',
+      `    status: { url: 'http://127.0.0.1:1/s', token_env: ${variable} }`,
+      "    reset: { url: 'http://127.0.0.1:1/r' }",
+      'rules:',
+      '  - name: r',
+      "    match: ['alertname=\"X\"']",
+      '    action: notify',
+      `    notify: { pagerduty: { routing_key_env: ${variable}_PD } }`,
+      '',
+    ].join('\n'));
+    const plain = await cli(['rules', 'check', '--dir', dir]);
+    assert.equal(plain.code, 0, 'without --env only the rules are checked');
+    const env = { [variable]: '', [`${variable}_PD`]: '' };
+    const missing = await cli(['rules', 'check', '--dir', dir, '--env'], env);
+    assert.equal(missing.code, 2);
+    const lines = missing.stderr.trimEnd().split('\n');
+    assert.equal(lines[0], `${dir}/r.yml:4:55: target "b": status.token_env: environment variable ${variable} is not set: runs that need it fail with reason missing_secret`);
+    assert.equal(lines[1], `${dir}/r.yml:10:45: rule "r": notify.pagerduty.routing_key_env: environment variable ${variable}_PD is not set: PagerDuty events of this rule are not sent`);
+    assert.match(lines[2]!, /^rules check: the rules are valid, but 2 secret variables they name are not set here/);
+    const set = await cli(['rules', 'check', '--dir', dir, '--env'], { [variable]: 'x', [`${variable}_PD`]: 'y' });
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /^ok: 1 rules and 1 targets in 1 files .*; all 2 secret variables they name are set$/m);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('testing never acts: rules check --env and every form of rules test call no target and need no database or Redis', async () => {
+  const { createServer } = await import('node:http');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { freePort } = await import('../helpers/process.js');
+  let requests = 0;
+  const server = createServer((_req, res) => {
+    requests++;
+    res.end('{"state":"open"}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const dir = await mkdtemp(join(tmpdir(), 'remediator-noact-'));
+  try {
+    await writeFile(join(dir, 'r.yml'), [
+      'targets:',
+      '  b:',
+      '    kind: http-breaker',
+      `    status: { url: '${base}/status', token_env: NOACT_TOKEN }`,
+      `    reset: { method: POST, url: '${base}/reset', token_env: NOACT_TOKEN }`,
+      'rules:',
+      '  - name: reset',
+      "    match: ['alertname=\"CircuitBreakerOpen\"']",
+      '    action: breaker-reset',
+      '    target: b',
+      '',
+    ].join('\n'));
+    const down = await freePort();
+    const env = { NOACT_TOKEN: 't', DATABASE_URL: `postgres://postgres@127.0.0.1:${down}/postgres`, REDIS_URL: `redis://127.0.0.1:${down}` };
+    const runs = [
+      await cli(['rules', 'test', '--alert', 'alertname="CircuitBreakerOpen"', '--dir', dir], env),
+      await cli(['rules', 'test', '--alert', 'alertname="CircuitBreakerOpen"', '--dir', dir, '--json'], env),
+      await cli(['rules', 'test', 'demo/webhook.json', '--dir', dir], env),
+      await cli(['rules', 'check', '--dir', dir, '--env'], env),
+    ];
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    assert.match(runs[0]!.stdout, /MATCH reset: would enqueue breaker-reset on b/);
+    assert.match(runs[0]!.stdout, /^\(a test only: nothing was enqueued, run or called\)$/m);
+    assert.equal(requests, 0, 'the target was never called');
+  } finally {
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('migrate with PostgreSQL down names it, DATABASE_URL and the fix (exit 1)', async () => {
+  const { freePort } = await import('../helpers/process.js');
+  const port = await freePort();
+  const r = await cli(['migrate'], { DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/postgres` });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^error: PostgreSQL at postgres://postgres@127\\.0\\.0\\.1:${port}/postgres \\(DATABASE_URL\\) is not reachable: connect ECONNREFUSED`, 'm'));
+  assert.match(r.stderr, /^ {2}fix: start PostgreSQL, or set DATABASE_URL to where it runs$/m);
 });

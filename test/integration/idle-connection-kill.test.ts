@@ -286,8 +286,8 @@ describe('roles without the privileges', () => {
 test('missing env var: permanent error naming the variable', async () => {
   await assert.rejects(idleConnectionKill.run(ctx({ applications: ['x'] }, { url: null })), (err: unknown) => {
     assert.ok(err instanceof PermanentError);
-    assert.equal(err.reason, 'bad_params');
-    assert.match(err.message, new RegExp(ENV));
+    assert.equal(err.reason, 'missing_secret');
+    assert.match(err.message, new RegExp(`secret missing: environment variable ${ENV} is not set`));
     return true;
   });
   await assert.rejects(idleConnectionKill.run(ctx({ applications: ['x'] }, { url: 'mysql://u:hunter2@db/x' })), (err: unknown) => {

@@ -15,11 +15,12 @@ after(async () => {
   await drop();
 });
 
-/** Runs `numbers ...` and returns the exit code and printed lines. */
-async function run(argv: string[], now?: Date): Promise<{ code: number; lines: string[]; text: string }> {
+/** Runs `numbers ...` and returns the exit code and the lines printed to stdout and to stderr. */
+async function run(argv: string[], now?: Date): Promise<{ code: number; lines: string[]; errors: string[]; text: string }> {
   const lines: string[] = [];
-  const code = await numbersCommand(argv, { pool: db, schema, out: (l) => lines.push(l), now: now ? () => now : undefined });
-  return { code, lines, text: lines.join('\n') };
+  const errors: string[] = [];
+  const code = await numbersCommand(argv, { pool: db, schema, out: (l) => lines.push(l), err: (l) => errors.push(l), now: now ? () => now : undefined });
+  return { code, lines, errors, text: [...lines, ...errors].join('\n') };
 }
 
 async function state(providerId: string): Promise<{ pool: string; number: string; state: string } | undefined> {
@@ -55,13 +56,19 @@ describe('remediator numbers', () => {
     for (const [argv, msg] of cases) {
       const r = await run(argv);
       assert.equal(r.code, 2, `${argv.join(' ')} -> ${r.text}`);
-      assert.match(r.lines[0]!, /^error: /);
+      // Errors and the usage go to stderr; stdout stays empty for scripts.
+      assert.match(r.errors[0]!, /^error: /);
+      assert.deepEqual(r.lines, []);
       assert.match(r.text, msg);
       assert.match(r.text, /usage: remediator numbers add/);
     }
     assert.equal(await state('2001'), undefined);
-    assert.equal((await run([])).code, 2);
-    assert.equal((await run(['--help'])).code, 0);
+    const none = await run([]);
+    assert.equal(none.code, 2);
+    assert.match(none.errors.join('\n'), /usage: remediator numbers add/);
+    const help = await run(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.lines.join('\n'), /usage: remediator numbers add/);
   });
 
   test('list prints a table with the effective state', async () => {

@@ -122,7 +122,12 @@ rules:
       assert.equal(await queue.getJob(run.job_id), undefined);
       breaker.state = 'open';
       const r = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
-      assert.deepEqual(((await r.json()) as { jobs: unknown }).jobs, { enqueued: 1, duplicates: 0 });
+      assert.equal(r.status, 200);
+      // A new job for the same firing: the ingest stage finds no job with that id and enqueues it again.
+      await eventually(async () => {
+        const { rows } = await svc.pool.query(`SELECT decision FROM ${schema()}.decisions WHERE job_id = $1 ORDER BY id`, [run.job_id]);
+        return rows.length === 2 && rows[1].decision === 'enqueued';
+      }, 'second delivery enqueued');
       await eventually(async () => {
         const { rows } = await svc.pool.query(`SELECT message FROM ${schema()}.run_events WHERE job_id = $1 AND state = 'skipped'`, [run.job_id]);
         return rows.some((e) => /already handled \(succeeded\); not run again/.test(e.message));
@@ -147,14 +152,14 @@ rules:
     assert.equal(breaker.calls.length - callsBefore, 1, 'one status read, no retry');
   });
 
-  test('a label naming an undeclared target: refused in the answer, the run fails at once, nothing is called', async () => {
+  test('a label naming an undeclared target: refused in the audit, the run fails at once, nothing is called', async () => {
     const callsBefore = breaker.calls.length;
     const { fingerprint, body } = webhook('ByLabel', { service: `${breaker.url}/api/admin/reset-circuit-breaker` });
     const r = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
     assert.equal(r.status, 200);
-    const answer = (await r.json()) as { refused: { decision: string; reason: string }[] };
-    assert.equal(answer.refused[0]!.decision, 'refused');
-    assert.match(answer.refused[0]!.reason, /is not declared/);
+    const refused = await eventually(async () => (await svc.pool.query(`SELECT decision, reason FROM ${schema()}.decisions WHERE fingerprint = $1`, [fingerprint])).rows[0], 'decision audited');
+    assert.equal(refused.decision, 'refused');
+    assert.match(refused.reason, /is not declared/);
     const run = await finalRun(fingerprint);
     assert.equal(run.state, 'failed');
     assert.equal(run.error_reason, 'refused_target');
@@ -165,6 +170,24 @@ rules:
     const run2 = await finalRun(fp2);
     assert.equal(run2.error_reason, 'bad_params');
     assert.match(run2.summary, /Not run: template: alert has no label service/);
+  });
+
+  test('a NUL or lone surrogate in a templated target never names a declared target, and the refusal is audited', async () => {
+    const callsBefore = breaker.calls.length;
+    for (const service of ['good\u0000', 'good\ud800']) {
+      const { fingerprint, body } = webhook('ByLabel', { service });
+      const r = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+      assert.equal(r.status, 200);
+      const answer = (await r.json()) as { refused: { decision: string; reason: string }[] };
+      assert.match(answer.refused[0]!.reason, /good\\ufffd|good\ufffd/);
+      const run = await finalRun(fingerprint);
+      assert.equal(run.state, 'failed');
+      assert.equal(run.error_reason, 'refused_target');
+      assert.equal(run.target, 'good\ufffd');
+      const alertRow = await eventually(async () => (await svc.pool.query(`SELECT labels FROM ${schema()}.alerts WHERE fingerprint = $1`, [fingerprint])).rows[0], 'alert audited');
+      assert.equal(alertRow.labels.service, 'good\ufffd');
+    }
+    assert.equal(breaker.calls.length, callsBefore, 'the target was never called');
   });
 
   test('a dry-run rule reads the state and mutates nothing', async () => {

@@ -175,6 +175,25 @@ describe('Slack notifier through the notification queue', () => {
     assert.match(JSON.stringify(replies[1]!.blocks), /available: `3`/);
   });
 
+  test('lone surrogates and NUL in alert text or a step are sent as U+FFFD, not retried forever', async () => {
+    const ch = '#hostile';
+    const r = newRun({ channel: ch });
+    r.spec.alert.labels.deployment = 'checkout\ud800';
+    r.spec.alert.annotations.summary = 'bad \udfff summary \u0000';
+    await r.queued();
+    await r.running(1);
+    await r.step(1, 'Target answered \ud83d and \u0000', { body: 'x\udc00' });
+    await r.end('succeeded', 1, 'Done \ud800.');
+    await settled(r.jobId, 4).catch(async (e) => assert.fail(`${e.message}: ${JSON.stringify(await notifications(r.jobId))}`));
+    const rows = await notifications(r.jobId);
+    assert.ok(rows.every((x) => x.state === 'sent'), JSON.stringify(rows.filter((x) => x.state !== 'sent')));
+    const { root_ts } = (await thread(r.jobId))!;
+    const replies = fake.replies(ch, root_ts);
+    assert.match(replies[0]!.text, /Target answered \ufffd and \ufffd/);
+    assert.match(fake.roots(ch)[0]!.text, /Done \ufffd\./);
+    assert.doesNotMatch(JSON.stringify(fake.calls.filter((c) => c.args.channel === ch).map((c) => c.args)), /\\ud[89a-f]|\\u0000/i);
+  });
+
   test('retries show in the thread and the final failure is broadcast to the channel', async () => {
     const ch = '#failing';
     const r = newRun({ channel: ch });

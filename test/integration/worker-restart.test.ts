@@ -406,14 +406,14 @@ describe('worker-restart rules and targets', () => {
       }
     };
     assert.deepEqual(problems('    namespaces: [stario]\n    names: [a]\n'), []);
-    assert.match(problems('    namespaces: []\n    names: [a]\n').join('\n'), /target k: namespaces: list at least one namespace/);
-    assert.match(problems('    namespaces: [stario]\n    names: "video-.*"\n').join('\n'), /target k: names: a names pattern must be anchored/);
+    assert.match(problems('    namespaces: []\n    names: [a]\n').join('\n'), /target "k": namespaces: list at least one namespace/);
+    assert.match(problems('    namespaces: [stario]\n    names: "video-.*"\n').join('\n'), /target "k": names: a names pattern must be anchored/);
     assert.match(problems('    namespaces: [stario]\n    names: "^(a$"\n').join('\n'), /names: bad regular expression/);
     // RE2 syntax, as for matchers: no lookaround.
     assert.match(problems('    namespaces: [stario]\n    names: "^(?!kube-).*$"\n').join('\n'), /names: bad regular expression: .*lookahead is not supported/);
     assert.match(problems('    namespaces: [stario]\n    names: [Bad_Name]\n').join('\n'), /names: "Bad_Name" is not a Kubernetes object name/);
     assert.match(problems('    namespaces: [stario]\n    names: [a]\n    kinds: [Pod]\n').join('\n'), /kinds\[0\]/);
-    assert.match(problems('    namespaces: [stario]\n    names: [a]\n    verbs: [delete]\n').join('\n'), /Unrecognized key\(s\) in object: 'verbs'/);
+    assert.match(problems('    namespaces: [stario]\n    names: [a]\n    verbs: [delete]\n').join('\n'), /target "k": verbs: unknown key \(allowed: kind, namespaces, names, kinds, context\)/);
     assert.match(problems('    names: [a]\n').join('\n'), /namespaces: Required/);
   });
 
@@ -421,7 +421,7 @@ describe('worker-restart rules and targets', () => {
     const text = (params: string) => `targets:\n  k: { kind: kubernetes, namespaces: [stario], names: [a] }\nrules:\n  - name: r\n    match: ['alertname="X"']\n    action: worker-restart\n    target: k\n    params: ${params}\n`;
     assert.throws(() => compileRules([{ file: 'p.yml', text: text('{ namespace: stario }') }], registry), /params.name: Required/);
     assert.throws(() => compileRules([{ file: 'p.yml', text: text('{ namespace: stario, name: a, wait_timeout: soon }') }], registry), /params.wait_timeout: bad duration/);
-    assert.throws(() => compileRules([{ file: 'p.yml', text: text('{ namespace: stario, name: a, replicas: 3 }') }], registry), /Unrecognized key/);
+    assert.throws(() => compileRules([{ file: 'p.yml', text: text('{ namespace: stario, name: a, replicas: 3 }') }], registry), /params.replicas: unknown key/);
     // Templated values are checked once an alert fills them in.
     assert.equal(compileRules([{ file: 'p.yml', text: text('{ namespace: "{{ labels.namespace }}", name: a }') }], registry).rules.length, 1);
   });
