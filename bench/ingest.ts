@@ -51,6 +51,29 @@ async function serveBare(port: number): Promise<void> {
   });
 }
 
+/** The floor: node:http, the body read and JSON.parse'd, `200 {}` (what no framework can beat). */
+async function serveBareNode(port: number): Promise<void> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': 2 }).end('{}');
+    });
+  });
+  server.listen(port, '127.0.0.1');
+  server.keepAliveTimeout = 65_000;
+  process.on('SIGTERM', () => {
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+    server.closeAllConnections();
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child mode 2: the load generator.
 // ---------------------------------------------------------------------------------------------
@@ -59,8 +82,10 @@ interface LoadSpec {
   connections: number;
   warmupMs: number;
   durationMs: number;
-  /** new: every request carries 2 fingerprints never sent before; duplicate: the same 2 every time. */
+  /** new: every request carries fingerprints never sent before; duplicate: the same ones every time. */
   fingerprints: 'new' | 'duplicate';
+  /** Alerts per request: the fixture's 2, or more made from them (default 2). */
+  alerts?: number;
 }
 
 export interface LoadResult {
@@ -78,17 +103,19 @@ export interface LoadResult {
 }
 
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const template = JSON.stringify(JSON.parse(await readFile(PAYLOAD_FILE, 'utf8')));
-  const [fp0, fp1] = ['2cad25c23e8d4f87', 'c4447145283e6e30'];
-  // The body split around its two fingerprints, so a new body is three string concatenations.
-  const [head, rest] = template.split(fp0) as [string, string];
-  const [mid, tail] = rest.split(fp1) as [string, string];
+  const k = spec.alerts ?? 2;
+  const fixture = JSON.parse(await readFile(PAYLOAD_FILE, 'utf8')) as { alerts: Record<string, unknown>[] };
+  fixture.alerts = Array.from({ length: k }, (_, i) => ({ ...fixture.alerts[i % fixture.alerts.length], fingerprint: `@@FP${i}@@` }));
+  // The body split around its fingerprints, so a new body is a few string concatenations.
+  const parts = JSON.stringify(fixture).split(/@@FP\d+@@/);
   const run = randomBytes(4).toString('hex');
   let seq = 0;
+  const withFingerprints = (fp: (i: number) => string) => parts.reduce((acc, part, i) => (i === 0 ? part : acc + fp(i - 1) + part), '');
+  const fixed = withFingerprints((i) => `ffff${i.toString(16).padStart(12, '0')}`);
   const body = (): string => {
-    if (spec.fingerprints === 'duplicate') return template;
+    if (spec.fingerprints === 'duplicate') return fixed;
     const n = seq++;
-    return head + run + (2 * n).toString(16).padStart(8, '0') + mid + run + (2 * n + 1).toString(16).padStart(8, '0') + tail;
+    return withFingerprints((i) => run + (k * n + i).toString(16).padStart(8, '0'));
   };
 
   const u = new URL(spec.url);
@@ -155,7 +182,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   return {
     requests: latencies.length,
     total,
-    alerts: ok * 2,
+    alerts: ok * k,
     seconds: spec.durationMs / 1000,
     statuses,
     errors,
@@ -171,9 +198,10 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 // ---------------------------------------------------------------------------------------------
 interface Scenario {
   name: string;
-  server: 'bare' | 'remediator';
+  server: 'bare' | 'bare-node' | 'remediator';
   role?: 'receiver' | 'all';
   fingerprints: 'new' | 'duplicate';
+  alerts?: number;
 }
 
 async function freePort(): Promise<number> {
@@ -236,7 +264,7 @@ async function redisCpuSeconds(redisUrl: string): Promise<number | undefined> {
  * Remediation jobs in the queue whatever their state (proves "new" made jobs and "duplicate" did
  * not), and ingest jobs still waiting (the audit backlog the ingest worker has not written yet).
  */
-async function queueState(redisUrl: string, prefix: string): Promise<{ jobs: number; ingestBacklog: number }> {
+async function queueState(redisUrl: string, prefix: string): Promise<{ jobs: number; ingestBacklog: number; deliveries: number }> {
   const { Redis } = await import('ioredis');
   const r = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   try {
@@ -245,7 +273,12 @@ async function queueState(redisUrl: string, prefix: string): Promise<{ jobs: num
       r.llen(k('wait')), r.llen(k('active')), r.llen(k('paused')),
       r.zcard(k('completed')), r.zcard(k('failed')), r.zcard(k('delayed')), r.zcard(k('prioritized')),
     ]);
-    return { jobs: counts.reduce((a, b) => a + b, 0), ingestBacklog: await r.llen(`${prefix}:ingest:wait`) };
+    return {
+      jobs: counts.reduce((a, b) => a + b, 0),
+      ingestBacklog: await r.llen(`${prefix}:ingest:wait`),
+      // Accepted deliveries not yet fanned out (all of them with REMEDIATOR_ROLE=receiver: no worker runs).
+      deliveries: await r.xlen(`${prefix}:deliveries`),
+    };
   } finally {
     r.disconnect();
   }
@@ -328,7 +361,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-async function runScenario(sc: Scenario, o: Options): Promise<LoadResult & { serverCpu: number; redisCpu?: number; loadCpu: number; machineCpu: number; jobs?: number; ingestBacklog?: number }> {
+async function runScenario(sc: Scenario, o: Options): Promise<LoadResult & { serverCpu: number; redisCpu?: number; loadCpu: number; machineCpu: number; jobs?: number; ingestBacklog?: number; deliveries?: number }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const id = randomBytes(4).toString('hex');
@@ -343,10 +376,11 @@ async function runScenario(sc: Scenario, o: Options): Promise<LoadResult & { ser
     SHUTDOWN_GRACE: '5000',
   };
   const execArgv = o.cpuProf && sc.server === 'remediator' ? ['--cpu-prof', `--cpu-prof-dir=${join(o.cpuProf, sc.name)}`] : [];
-  const server = sc.server === 'bare' ? spawnTsx([SELF, 'serve-bare', String(port)], env) : spawnTsx([join(ROOT, 'src/main.ts')], env, execArgv);
+  const server =
+    sc.server === 'remediator' ? spawnTsx([join(ROOT, 'src/main.ts')], env, execArgv) : spawnTsx([SELF, sc.server === 'bare' ? 'serve-bare' : 'serve-bare-node', String(port)], env);
   try {
     await waitHealthy(url, server.child, server.stderr);
-    const spec: LoadSpec = { url: url + WEBHOOK_PATH, connections: o.connections, warmupMs: o.warmupMs, durationMs: o.durationMs, fingerprints: sc.fingerprints };
+    const spec: LoadSpec = { url: url + WEBHOOK_PATH, connections: o.connections, warmupMs: o.warmupMs, durationMs: o.durationMs, fingerprints: sc.fingerprints, alerts: sc.alerts };
     const load = spawnTsx([SELF, 'load', JSON.stringify(spec)], { PATH: process.env.PATH, HOME: process.env.HOME });
     // CPU used by the server, Redis and the load generator inside the measuring window.
     const exited = new Promise<number | null>((r) => load.child.once('exit', (c) => r(c)));
@@ -369,6 +403,7 @@ async function runScenario(sc: Scenario, o: Options): Promise<LoadResult & { ser
       machineCpu: (m1 - m0) / secs,
       jobs: queues?.jobs,
       ingestBacklog: queues?.ingestBacklog,
+      deliveries: queues?.deliveries,
       redisCpu: r0 !== undefined && r1 !== undefined ? (r1 - r0) / secs : undefined,
     };
   } finally {
@@ -432,12 +467,14 @@ async function main(): Promise<void> {
 
   const scenarios: Scenario[] = [
     { name: 'bare-express', server: 'bare', fingerprints: 'new' },
+    { name: 'bare-node', server: 'bare-node', fingerprints: 'new' },
     { name: 'receiver-new', server: 'remediator', role: 'receiver', fingerprints: 'new' },
     { name: 'receiver-duplicate', server: 'remediator', role: 'receiver', fingerprints: 'duplicate' },
+    { name: 'receiver-new-20', server: 'remediator', role: 'receiver', fingerprints: 'new', alerts: 20 },
     { name: 'all-new', server: 'remediator', role: 'all', fingerprints: 'new' },
   ];
-  // The bare endpoint always runs (it is the reference); --only picks among the others.
-  const picked = scenarios.filter((s) => s.server === 'bare' || (o.only ? o.only.split(',').includes(s.name) : s.role === 'receiver' || o.all));
+  // The bare express endpoint always runs (it is the reference); --only picks among the others.
+  const picked = scenarios.filter((s) => s.server !== 'remediator' || (o.only ? o.only.split(',').includes(s.name) : s.role === 'receiver' || o.all));
 
   console.log(`# remediator ingest benchmark  ${new Date().toISOString()}`);
   console.log(`# node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model}), ${o.connections} connections, ${o.warmupMs / 1000}s warm-up + ${o.durationMs / 1000}s, ${o.repeat} round(s), LOG_LEVEL=${o.logLevel}`);
@@ -459,13 +496,13 @@ async function main(): Promise<void> {
   const f = (n: number | undefined, d = 1) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
   const pct = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '-' : `${(n * 100).toFixed(0)}%`);
   console.log('\n## Every run (ratio: against the bare endpoint of the same round)\n');
-  console.log('| round | scenario | role | req/s | alerts/s | p50 ms | p99 ms | max ms | ratio vs bare | non-200 | server CPU | server CPU µs/req | redis CPU | loadgen CPU | machine CPU (of 200%) | requests incl. warm-up | remediation jobs in Redis | ingest jobs waiting at the end |');
-  console.log('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| round | scenario | role | req/s | alerts/s | p50 ms | p99 ms | max ms | ratio vs bare | non-200 | server CPU | server CPU µs/req | redis CPU | loadgen CPU | machine CPU (of 200%) | requests incl. warm-up | deliveries in the stream | remediation jobs in Redis | ingest jobs waiting at the end |');
+  console.log('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const { round, sc, r, rps, ratio, usPerReq } of rows) {
     const non200 = r.requests - (r.statuses['200'] ?? 0) + r.errors;
     console.log(
       `| ${round} | ${sc.name} | ${sc.role ?? '-'} | ${f(rps, 0)} | ${f(r.alerts / r.seconds, 0)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 1)} | ${f(ratio, 2)} | ${non200} | ` +
-        `${pct(r.serverCpu)} | ${f(usPerReq, 0)} | ${pct(r.redisCpu)} | ${pct(r.loadCpu)} | ${pct(r.machineCpu)} | ${r.total} | ${r.jobs ?? '-'} | ${r.ingestBacklog ?? '-'} |`,
+        `${pct(r.serverCpu)} | ${f(usPerReq, 0)} | ${pct(r.redisCpu)} | ${pct(r.loadCpu)} | ${pct(r.machineCpu)} | ${r.total} | ${r.deliveries ?? '-'} | ${r.jobs ?? '-'} | ${r.ingestBacklog ?? '-'} |`,
     );
   }
   const median = (xs: number[]) => {
@@ -490,6 +527,8 @@ async function main(): Promise<void> {
 const mode = process.argv[2];
 if (mode === 'serve-bare') {
   await serveBare(Number(process.argv[3]));
+} else if (mode === 'serve-bare-node') {
+  await serveBareNode(Number(process.argv[3]));
 } else if (mode === 'load') {
   const result = await runLoad(JSON.parse(process.argv[3]!) as LoadSpec);
   process.stdout.write(JSON.stringify(result) + '\n');

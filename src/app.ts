@@ -9,6 +9,10 @@ import type { Queue } from 'bullmq';
 import type { Metrics } from './metrics.js';
 import { metricsRouter } from './receivers/metrics.js';
 import type { Persistence } from './queue/redis-persistence.js';
+import { adminSafetyRouter } from './receivers/admin-safety.js';
+import { pagerDutyWebhookRouter, type PagerDutyWebhookDeps } from './receivers/pagerduty-webhook.js';
+import type { Operator } from './safety/operator.js';
+import { slackInteractionsRouter, type SlackInteractionDeps } from './receivers/slack-interactions.js';
 import { uiRouter } from './ui/router.js';
 import type { ControlsSource } from './ui/rules-page.js';
 
@@ -23,6 +27,13 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   persistence?: () => Persistence | undefined;
   adminToken?: string;
   log: Logger;
+  /** Pauses, quarantines, human acknowledgments (src/safety). */
+  operator: Operator;
+  pagerDutyWebhookSecret?: string;
+  slackSigningSecret?: string;
+  /** Slack Web API client: approval messages are updated after a decision; approver user groups are read. */
+  slack?: SlackInteractionDeps['slack'];
+  sink?: PagerDutyWebhookDeps['sink'];
   /** Status page: the cookie's Secure flag, and the pauses/quarantines hook (issue 8). */
   ui?: { secureCookie?: boolean; controls?: ControlsSource };
 }
@@ -35,8 +46,11 @@ export function createApp(deps: AppDeps): Express {
   // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
   app.use(healthRouter(deps));
-  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema } }));
+  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts() } }));
   app.use(adminRouter(deps));
+  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken }));
+  app.use(pagerDutyWebhookRouter({ ...deps, safety: deps.operator.store, safetyAudit: deps.operator.audit }));
+  app.use(slackInteractionsRouter(deps));
   app.use(uiRouter({ ...deps, ...deps.ui }));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });

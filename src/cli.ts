@@ -7,8 +7,10 @@ import { LabelSetError } from './cli/alert.js';
 import { numbersCommand, numbersUsage } from './cli/numbers.js';
 import { listRemediations } from './cli/remediations.js';
 import { rulesCheck, rulesTest } from './cli/rules.js';
+import { replayCommand, safetyState } from './cli/replay.js';
+import { isSafetyCommand, safetyCommand, safetyUsage } from './cli/safety.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
-import { RuleLoadError } from './rules/load.js';
+import { loadRules, RuleLoadError } from './rules/load.js';
 
 export interface CliIo {
   out: (line: string) => void;
@@ -38,12 +40,13 @@ const commands: Record<string, Command> = {
   },
   'rules test': {
     usage: `remediator rules test PAYLOAD.json [--dir DIR] [--json]
-remediator rules test --alert 'alertname="X",service="y"' [--alert ...] [--resolved] [--dir DIR] [--json]
+remediator rules test --alert 'alertname="X",service="y"' [--alert ...] [--resolved] [--dir DIR] [--json] [--state]
     Per alert: which rules match, the job each would enqueue (action, target, resolved params),
     and why the others do not match. PAYLOAD.json is an Alertmanager webhook body (see
     demo/webhook.json); --alert builds one from a label set, as Alertmanager would send it.
+    Each job shows its budgets and approval; --state also whether a pause or quarantine holds it now.
     Never enqueues, runs a remediation or calls a target.`,
-    options: { dir: { type: 'string' }, json: { type: 'boolean' }, alert: { type: 'string', multiple: true }, resolved: { type: 'boolean' } },
+    options: { dir: { type: 'string' }, json: { type: 'boolean' }, alert: { type: 'string', multiple: true }, resolved: { type: 'boolean' }, state: { type: 'boolean' } },
     positionals: 1,
     async run({ values, positionals }, io, registry) {
       const alerts = (values.alert as string[] | undefined) ?? [];
@@ -53,7 +56,9 @@ remediator rules test --alert 'alertname="X",service="y"' [--alert ...] [--resol
         io.err(`usage: ${commands['rules test']!.usage}`);
         return 2;
       }
-      return rulesTest({ file, alerts, resolved: values.resolved as boolean | undefined }, rulesDir(values, io), Boolean(values.json), registry, io);
+      // --state: whether today's pauses and quarantines (Redis: REDIS_URL, QUEUE_PREFIX) would hold each job.
+      const state = values.state ? await safetyState(loadConfig(io.env)) : undefined;
+      return rulesTest({ file, alerts, resolved: values.resolved as boolean | undefined }, rulesDir(values, io), Boolean(values.json), registry, io, state);
     },
   },
   'remediations list': {
@@ -100,8 +105,12 @@ const usage = `usage: remediator <command> [options]      (remediator <command> 
   rules test PAYLOAD.json | --alert 'alertname="X",service="y"'  [--dir DIR] [--json]
                                      which rules match an alert and the job each would enqueue
   remediations list [NAME]           params, target fields, permissions and an example of each
+  rules replay --since 24h | --file payloads.jsonl [--dir DIR] [--all] [--json]
+                                     what the rules in DIR would have done with past alerts
+                                     (audit) or webhook bodies: budgets, pauses, quarantines
   migrate                            create or update the database schema
   numbers add|list|disable|enable    manage sender number pools
+${safetyUsage}
 
 DIR defaults to RULES_DIR, else ./rules.
 Exit codes: 0 ok, 1 failure (a dependency down...), 2 bad input or invalid rules.`;
@@ -118,6 +127,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const registry = buildRegistry();
   try {
     if (cmd === 'numbers') return await numbers(argv.slice(1), io);
+    // Operator controls and replay parse their own arguments (src/cli/safety.ts, src/cli/replay.ts).
+    if (isSafetyCommand(cmd)) return await safetyCommand(cmd, argv.slice(1), { config: loadConfig(io.env), out: io.out, err: io.err });
+    if (cmd === 'rules' && sub === 'replay') {
+      const rest = argv.slice(2);
+      const i = rest.indexOf('--dir');
+      const table = await loadRules(i >= 0 ? rest[i + 1]! : (io.env.RULES_DIR ?? './rules'), registry);
+      return await replayCommand(table, rest, { config: loadConfig(io.env), out: io.out, err: io.err });
+    }
     const name = commands[cmd] ? cmd : `${cmd} ${sub}`;
     const command = commands[name];
     if (!command) {

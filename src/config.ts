@@ -14,6 +14,12 @@ const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9096),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  /** Redis Cluster: comma-separated host:port of some nodes; REDIS_URL then gives only credentials and TLS. */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'must be host:port[,host:port...]')
+    .transform((v) => v.split(','))
+    .optional(),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/postgres'),
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier').default('remediator'),
   RULES_DIR: z.string().min(1).default('./rules'),
@@ -40,6 +46,8 @@ const envSchema = z.object({
   PAGERDUTY_API_URL: z.string().url().default('https://api.pagerduty.com'),
   PAGERDUTY_FROM: z.string().email().optional(),
   PUBLIC_URL: z.string().url().optional(),
+  SLACK_SIGNING_SECRET: z.string().min(1).optional(),
+  PAGERDUTY_WEBHOOK_SECRET: z.string().min(1).optional(),
   /** Alertmanager(s) to reconcile with, comma separated (an HA pair: every member). */
   ALERTMANAGER_URL: z
     .string()
@@ -59,7 +67,7 @@ const envSchema = z.object({
 
 export type Config = z.output<typeof envSchema>;
 
-const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'ALERTMANAGER_URL']);
+const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'SLACK_SIGNING_SECRET', 'PAGERDUTY_WEBHOOK_SECRET', 'DATABASE_URL', 'REDIS_URL', 'ALERTMANAGER_URL']);
 
 export class ConfigError extends Error {}
 
@@ -81,6 +89,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Node refuses a headers timeout longer than the whole-request timeout.
   if (res.data.HTTP_HEADERS_TIMEOUT_MS > res.data.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError(`invalid environment:\n  HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS (got ${res.data.HTTP_HEADERS_TIMEOUT_MS} > ${res.data.HTTP_REQUEST_TIMEOUT_MS})`);
+  }
+  // In a cluster, BullMQ's scripts need all keys of a queue in one slot: a {hash tag} in the prefix.
+  if (res.data.REDIS_CLUSTER_NODES && !/\{[^{}]+\}/.test(res.data.QUEUE_PREFIX)) {
+    throw new ConfigError(`invalid environment:\n  QUEUE_PREFIX: with REDIS_CLUSTER_NODES it must contain a {hash tag}, e.g. {remediator} (got ${JSON.stringify(res.data.QUEUE_PREFIX)})`);
   }
   return res.data;
 }

@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig } from './remediations/kube.js';
+import { loadKubeConfig, preloadK8s } from './remediations/kube.js';
 import { createApp } from './app.js';
 import { listen } from './http-server.js';
 import { DeadlineError } from './core/deadline.js';
@@ -14,10 +14,13 @@ import { AuditStore } from './audit/store.js';
 import { migrate } from './audit/migrate.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { auditOnlySink } from './notifiers/events.js';
+import { auditOnlySink, type EventSink } from './notifiers/events.js';
 import { buildNotifiers } from './notifiers/registry.js';
+import { createSlackClient } from './notifiers/slack.js';
 import { queueSink } from './notifiers/sink.js';
 import { startIngestWorker } from './queue/ingest-worker.js';
+import { startIngestStage } from './queue/ingest-stage.js';
+import { fastWebhook } from './receivers/webhook-fast.js';
 import { startNotificationWorker } from './queue/notification-worker.js';
 import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues.js';
 import { startRemediationWorker } from './queue/remediation-worker.js';
@@ -32,6 +35,10 @@ import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
 import { consequence, unsetSecrets, type SecretRef } from './rules/secrets.js';
 import { postgresError, redactUrl, redisError } from './dependencies.js';
 import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
+import { SafetyAudit } from './audit/safety-store.js';
+import { SafetyStore } from './safety/store.js';
+import { Approvals } from './safety/approvals.js';
+import { startVerifyWorker, VERIFY_QUEUE } from './safety/verify-worker.js';
 
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
@@ -68,18 +75,20 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   });
   if (applied.length) log.info('database migrated', { schema: config.DATABASE_SCHEMA, applied });
   const audit = new AuditStore(pool, config.DATABASE_SCHEMA);
+  const safetyAudit = new SafetyAudit(pool, config.DATABASE_SCHEMA);
   const seeded = await seedNumberPools(pool, config.DATABASE_SCHEMA, table.targets);
   if (seeded.inserted.length) log.info('sender numbers seeded from targets', { inserted: seeded.inserted });
   for (const c of seeded.conflicts) log.warn('sender number seed not applied', { conflict: c });
 
   const prefix = config.QUEUE_PREFIX;
   const redisHealth = new RedisHealth(log.child({ redis: redactUrl(config.REDIS_URL) }));
-  const producer = redisConnection(config.REDIS_URL, 'producer', redisHealth, 'producer');
+  const producer = redisConnection(config.REDIS_URL, 'producer', redisHealth, 'producer', config.REDIS_CLUSTER_NODES);
   // BullMQ loads its scripts into the producer; plain commands go on a connection without them.
-  const plain = redisConnection(config.REDIS_URL, 'plain', redisHealth, 'plain');
+  const plain = redisConnection(config.REDIS_URL, 'plain', redisHealth, 'plain', config.REDIS_CLUSTER_NODES);
   const closers: (() => Promise<unknown>)[] = [];
   const queues: Queue[] = [];
   const ws: Worker[] = [];
+  const stopFirst: (() => Promise<unknown>)[] = [];
   const conns: Redis[] = [producer, plain];
   const remediationsQueue = makeQueue(QUEUES.remediations, producer, prefix);
   const ingestQueue = makeQueue(QUEUES.ingest, producer, prefix);
@@ -106,18 +115,25 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   // Every running remediation follows it with one listener (removed when the run ends).
   setMaxListeners(config.WORKER_CONCURRENCY + 10, shutdown.signal);
 
+  const notifiers = buildNotifiers(config, { audit, pool, schema: config.DATABASE_SCHEMA, env, log });
+  let sink: EventSink = auditOnlySink;
+  closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));
   if (workers) {
-    const notifiers = buildNotifiers(config, { audit, pool, schema: config.DATABASE_SCHEMA, env, log });
+    // Kubernetes' client is large: only workers whose rules use it load it (a later reload loads it on first use).
+    if (table.rules.some((r) => r.remediation.targetKind === 'kubernetes')) await preloadK8s();
     if (!notifiers.some((n) => n.name === 'slack')) log.warn('Slack is not configured (SLACK_BOT_TOKEN): outcomes go to the audit trail only');
     const ruleKeys = table.rules.some((r) => r.spec.notify.pagerduty && r.spec.notify.pagerduty.routing_key_env);
     if (!config.PAGERDUTY_ROUTING_KEY && !ruleKeys) log.warn('PagerDuty is not configured (PAGERDUTY_ROUTING_KEY): outcomes go to the audit trail only');
     warnMissingSecrets(table, env, log);
-    const workerConn = redisConnection(config.REDIS_URL, 'worker', redisHealth, 'worker');
-    const lockConn = redisConnection(config.REDIS_URL, 'worker', redisHealth, 'locks');
+    const workerConn = redisConnection(config.REDIS_URL, 'worker', redisHealth, 'worker', config.REDIS_CLUSTER_NODES);
+    const lockConn = redisConnection(config.REDIS_URL, 'worker', redisHealth, 'locks', config.REDIS_CLUSTER_NODES);
     conns.push(workerConn, lockConn);
     const targets = notifiers.map((n) => ({ notifier: n, queue: makeQueue(QUEUES.notify(n.name), lockConn, prefix) }));
     queues.push(...targets.map((t) => t.queue));
-    const sink = targets.length ? queueSink({ connection: lockConn, prefix, targets }) : auditOnlySink;
+    if (targets.length) sink = queueSink({ connection: lockConn, prefix, targets });
+    const safetyStore = new SafetyStore(lockConn, prefix);
+    const verifyQueue = makeQueue(VERIFY_QUEUE, lockConn, prefix);
+    queues.push(verifyQueue);
     const deps: RemediationDeps = {
       pool,
       schema: config.DATABASE_SCHEMA,
@@ -127,11 +143,21 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       kubeConfig: lazyKubeConfig(env),
     };
     ws.push(
-      startRemediationWorker({ connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS, metrics }),
-      startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal }),
+      startRemediationWorker({
+        connection: workerConn, redis: lockConn, prefix, table: () => table, registry, audit, sink, deps, log, concurrency: config.WORKER_CONCURRENCY,
+        shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS, metrics,
+        safety: { store: safetyStore, audit: safetyAudit, approvals: new Approvals(lockConn, prefix, safetyAudit), verify: verifyQueue },
+      }),
+      startVerifyWorker({ connection: workerConn, prefix, store: safetyStore, audit: safetyAudit, sink, table: () => table, log }),
+      startIngestWorker({ connection: workerConn, prefix, audit, sink, table: () => table, log, shutdown: shutdown.signal, lockMs: config.WORKER_LOCK_MS }),
       ...notifiers.map((notifier) => startNotificationWorker({ notifier, connection: workerConn, prefix, audit, log, metrics })),
     );
-    closers.push(...notifiers.filter((n) => n.close).map((n) => () => n.close!()));
+    // Fans accepted deliveries out into remediation jobs; stopped before the workers (closers run after them).
+    const stage = startIngestStage({
+      blocking: redisConnection(config.REDIS_URL, 'worker', redisHealth, 'ingest-stream', config.REDIS_CLUSTER_NODES), redis: plain, prefix,
+      remediations: remediationsQueue, ingest: ingestQueue, table: () => table, log, metrics, dryRun: config.DRY_RUN,
+    });
+    stopFirst.push(() => stage.close());
     // Cooling sender numbers whose time has passed go back to their pool's spares.
     const sweep = setInterval(() => {
       releaseCooledNumbers(pool, config.DATABASE_SCHEMA, new Date()).then(
@@ -150,16 +176,26 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     // Queue depths for /metrics: every queue, whichever processes consume them.
     const notifyQueues = ['slack', 'pagerduty'].map((n) => makeQueue(QUEUES.notify(n), producer, prefix));
     queues.push(...notifyQueues);
+    // A receiver-only process tells Slack about PagerDuty acknowledgments through the same queues.
+    if (!workers) {
+      const targets = notifiers.flatMap((n) => notifyQueues.filter((q) => q.name === QUEUES.notify(n.name)).map((queue) => ({ notifier: n, queue })));
+      if (targets.length) sink = queueSink({ connection: producer, prefix, targets });
+    }
     const metricQueues = [remediationsQueue, ingestQueue, ...notifyQueues];
+    const webhook = {
+      table: () => table, redis: plain, prefix, log, metrics,
+      auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN, maxBytes: config.WEBHOOK_MAX_BYTES,
+    };
     const app = createApp({
-      table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix,
-      auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN,
-      maxBytes: config.WEBHOOK_MAX_BYTES, log, audit, pool, adminToken: config.ADMIN_TOKEN,
+      ...webhook, audit, pool, adminToken: config.ADMIN_TOKEN,
       schema: config.DATABASE_SCHEMA, metrics, queues: () => metricQueues, persistence: persistence.current,
       ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:') },
+      operator: { store: new SafetyStore(plain, prefix), audit: safetyAudit, approvals: new Approvals(plain, prefix, safetyAudit), now: () => new Date() },
+      slack: config.SLACK_BOT_TOKEN ? createSlackClient({ token: config.SLACK_BOT_TOKEN, apiUrl: config.SLACK_API_URL, log }) : undefined,
+      pagerDutyWebhookSecret: config.PAGERDUTY_WEBHOOK_SECRET, slackSigningSecret: config.SLACK_SIGNING_SECRET, sink,
     });
     server = await listen(app, {
-      port: config.PORT, host: config.HOST,
+      port: config.PORT, host: config.HOST, fast: fastWebhook(webhook),
       headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     });
     url = httpUrl(server);
@@ -167,7 +203,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       // Alerts that fired while no receiver was up: asked from Alertmanager, fed to the receiver path.
       const reconciler = new Reconciler({
         urls: config.ALERTMANAGER_URL, receiver: config.ALERTMANAGER_RECEIVER, intervalMs: config.RECONCILE_INTERVAL, log: log.child({ component: 'reconcile' }),
-        deps: { table: () => table, remediations: remediationsQueue, ingest: ingestQueue, redis: plain, prefix, auth: {}, dryRun: config.DRY_RUN, maxBytes: config.WEBHOOK_MAX_BYTES, log },
+        deps: { table: () => table, redis: plain, prefix, dryRun: config.DRY_RUN, log },
       }).start();
       closers.unshift(() => reconciler.close());
     }
@@ -222,6 +258,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       }
       // Workers finish their running jobs; after the grace period those are aborted and retried later.
       // The reason names the deadline, so interrupted runs say "shutdown grace period of 30s reached".
+      await Promise.all(stopFirst.map((s) => s()));
       const grace = setTimeout(() => shutdown.abort(new DeadlineError('shutdown grace period', config.SHUTDOWN_GRACE)), config.SHUTDOWN_GRACE);
       await Promise.all(ws.map((w) => w.close()));
       clearTimeout(grace);

@@ -1,7 +1,10 @@
+import { heldBy } from './replay.js';
+import { budgetsFor } from '../safety/gates.js';
+import { formatDuration } from '../rules/duration.js';
 import { readFile } from 'node:fs/promises';
 import type { Registry } from '../remediations/registry.js';
 import type { AlertInfo } from '../remediations/types.js';
-import { loadRules } from '../rules/load.js';
+import { loadRules, type RuleTable } from '../rules/load.js';
 import { formatProblem, sortProblems } from '../rules/problems.js';
 import { missingSecrets, unsetSecrets } from '../rules/secrets.js';
 import { decide } from '../rules/table.js';
@@ -47,6 +50,8 @@ export async function rulesTest(
   json: boolean,
   registry: Registry,
   io: Out,
+  /** Today's pauses and quarantines (`--state`, read from Redis); none when not asked. */
+  state: SafetyState = { pauses: [], quarantines: [] },
 ): Promise<number> {
   const table = await loadRules(dir, registry);
   let body: unknown;
@@ -74,7 +79,7 @@ export async function rulesTest(
     return {
       alert: { fingerprint: a.fingerprint, status: a.status, labels: a.labels },
       verdicts,
-      decisions: decisions.map(({ job, ...d }) => ({ ...d, job: job && { action: job.action, target: job.target, params: job.params, dryRun: job.dryRun } })),
+      decisions: decisions.map(({ job, ...d }) => ({ ...d, job: job && { action: job.action, target: job.target, params: job.params, dryRun: job.dryRun }, safety: job && safetyNotes(table, job, state) })),
     };
   });
   if (json) {
@@ -86,11 +91,28 @@ export async function rulesTest(
     io.out(`alert ${r.alert.labels.alertname ?? '(no alertname)'} ${r.alert.fingerprint} (${r.alert.status}) {${labels}}`);
     for (const d of r.decisions) {
       if (d.kind === 'no_match') io.out('  no rule matches');
-      else if (d.kind === 'enqueue') io.out(`  MATCH ${d.rule}: would enqueue ${d.job!.action}${d.job!.target ? ` on ${d.job!.target}` : ''} params=${JSON.stringify(d.job!.params)}${d.job!.dryRun ? ' (dry run)' : ''}`);
+      else if (d.kind === 'enqueue') {
+        io.out(`  MATCH ${d.rule}: would enqueue ${d.job!.action}${d.job!.target ? ` on ${d.job!.target}` : ''} params=${JSON.stringify(d.job!.params)}${d.job!.dryRun ? ' (dry run)' : ''}`);
+        for (const note of d.safety ?? []) io.out(`    ${note}`);
+      }
       else io.out(`  MATCH ${d.rule}: ${d.kind.replace('_', ' ')}: ${d.reason}`);
     }
     for (const v of r.verdicts.filter((x) => !x.matched)) io.out(`  no match ${v.rule}: ${v.reason}`);
   }
   io.out('(a test only: nothing was enqueued, run or called)');
   return 0;
+}
+
+type SafetyState = Parameters<typeof heldBy>[0];
+
+/** What the safety gates say about a job: held now (with --state), budgets, approval, resolved handling. */
+function safetyNotes(table: RuleTable, job: { rule: string; action: string; target?: string }, state: SafetyState): string[] {
+  const rule = table.rules.find((r) => r.spec.name === job.rule)!;
+  const notes: string[] = [];
+  const held = heldBy(state, job);
+  if (held) notes.push(`HELD: would be skipped (${held})`);
+  for (const b of budgetsFor(rule, table)) notes.push(`budget: ${b.label}`);
+  if (rule.spec.approval?.required) notes.push(`approval: waits for ${rule.spec.approval.approvers.join(', ')} (timeout ${formatDuration(rule.spec.approval.timeout)})`);
+  if (rule.spec.run_if_resolved) notes.push('runs even if the alert resolved before it starts');
+  return notes;
 }

@@ -1,6 +1,7 @@
 import type { AlertInfo } from '../remediations/types.js';
 import type { FailureReason } from '../remediations/errors.js';
 import type { NotifySpec } from '../rules/schema.js';
+import type { SafetyReason } from '../safety/gates.js';
 
 /**
  * A state change of a remediation run, published by the ingest worker (queued, alert_resolved)
@@ -33,7 +34,9 @@ export interface RunEvent {
   /** Human sentence: what happened (the step text, the result summary, the error). */
   message: string;
   details?: Record<string, unknown>;
-  reason?: FailureReason | 'cooldown' | 'duplicate';
+  reason?: FailureReason | 'cooldown' | 'duplicate' | SafetyReason;
+  /** A safety decision that must wake a person (budget spent, quarantine, approval expired): why. PagerDuty pages for it. */
+  page?: string;
   /** The rule's notify section as it was when the event happened. */
   notify: NotifySpec;
   at: string;

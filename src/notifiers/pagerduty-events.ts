@@ -89,6 +89,8 @@ export function fixedOutcome(type: RunEvent['type'] | string, reason?: string | 
 export function planFor(event: RunEvent, policy: PagerDutyPolicy, canNote: boolean): Plan {
   const note = (why: string): Plan => (canNote ? { kind: 'note', why } : { kind: 'none', why: `${why}; no REST token for notes` });
   if (event.dryRun) return { kind: 'none', why: 'dry run' };
+  // A safety decision that needs a person (budget spent, quarantine, approval expired).
+  if (event.page) return policy.escalate ? { kind: 'page', why: event.page } : note(`${event.page}, escalate: false`);
   switch (event.type) {
     case 'running':
       if ((event.attempt ?? 1) !== 1) return note('later attempt: already acknowledged');
@@ -204,6 +206,8 @@ export function pageEvent(
   let summary: string;
   if (event.type === 'notified') {
     summary = `No automatic remediation for ${l.alertname ?? event.rule} on ${source}: ${instructions ?? 'a human must act.'}`;
+  } else if (event.page) {
+    summary = `Auto-remediation held back: ${event.rule} on ${source}: ${event.message}${reason ? ` [${reason}]` : ''}`;
   } else {
     summary = `Auto-remediation failed: ${event.rule} on ${source}: ${event.message}${reason ? ` [${reason}]` : ''}`;
   }

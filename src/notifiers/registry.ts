@@ -21,6 +21,7 @@ export function buildNotifiers(config: Config, deps: { audit: AuditStore; pool: 
         pool: deps.pool,
         schema: deps.schema,
         log: deps.log,
+        interactive: Boolean(config.SLACK_SIGNING_SECRET),
       }),
     );
   }

@@ -39,6 +39,10 @@ export interface RootView {
   error?: string | null;
   alertResolvedAt?: Date | null;
   durationMs?: number | null;
+  /** The run id, carried by the "Pause this rule" button. */
+  jobId?: string;
+  /** Slack interactivity is set up (SLACK_SIGNING_SECRET): show the buttons. */
+  interactive?: boolean;
 }
 
 /** Labels worth a line on a phone, in this order; alertname and severity are shown apart. */
@@ -50,6 +54,13 @@ const MAX_LABELS = 6;
 const SKIP_REASONS: Record<string, string> = {
   cooldown: 'cooldown',
   duplicate: 'duplicate of an earlier run',
+  paused: 'paused by an operator',
+  quarantined: 'quarantined: fixes did not hold',
+  human_ack: 'a person acknowledged in PagerDuty',
+  resolved: 'alert resolved before it ran',
+  budget: 'run budget spent',
+  rejected: 'rejected by an approver',
+  approval_expired: 'nobody approved in time',
 };
 
 /** The emoji and words for a run state, as the root and the fallback text show them. */
@@ -161,11 +172,12 @@ export function renderRoot(v: RootView): SlackBody {
     link(alertmanagerUrl(v.externalURL, labels), 'Alertmanager'),
   ].filter((l): l is string => l !== undefined);
   if (links.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: links.join(' · ') }] });
+  if (v.interactive && v.jobId) blocks.push(pauseButton(v.rule, v.jobId));
   return { text, blocks };
 }
 
 /** A thread reply for one event, or undefined when the root alone tells it (queued, running). */
-export function renderReply(e: RunEvent, o: { late?: boolean } = {}): (SlackBody & { broadcast: boolean }) | undefined {
+export function renderReply(e: RunEvent, o: { late?: boolean; interactive?: boolean } = {}): (SlackBody & { broadcast: boolean }) | undefined {
   const alertname = e.alert.labels.alertname ?? 'alert';
   const where = e.target ? ` on ${e.target}` : '';
   const attempt = e.attempt ? `Attempt ${e.attempt}: ` : '';
@@ -210,6 +222,11 @@ export function renderReply(e: RunEvent, o: { late?: boolean } = {}): (SlackBody
   if (o.late) notes.push(':hourglass: delivered late: an earlier message of this thread was delayed');
   const blocks: SlackBlock[] = [{ type: 'section', text: { type: 'mrkdwn', text: clip(esc(head), 3000) } }];
   if (notes.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: clip(notes.join('\n'), 3000) }] });
+  const approvalFor = typeof e.details?.approval_request === 'string' ? e.details.approval_request : undefined;
+  if (approvalFor && o.interactive) {
+    blocks.push(approvalButtons(approvalFor));
+    broadcast = true; // a person must see it
+  }
   return { text: clip(esc(head), 3000), blocks, broadcast };
 }
 
@@ -227,4 +244,40 @@ function formatMs(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
   if (ms < 120_000) return `${Math.round(ms / 100) / 10} s`;
   return `${Math.round(ms / 60_000)} min`;
+}
+
+/** action_id of the "Pause this rule" button (src/receivers/slack-interactions.ts handles it). */
+export const PAUSE_RULE_ACTION = 'remediator_pause_rule';
+
+/** The "Pause this rule" button; its value is the run id, from which the handler finds the rule. */
+export function pauseButton(rule: string, jobId: string): SlackBlock {
+  return {
+    type: 'actions',
+    block_id: 'remediator_run_actions',
+    elements: [{
+      type: 'button', action_id: PAUSE_RULE_ACTION, style: 'danger', value: jobId,
+      text: { type: 'plain_text', text: 'Pause this rule', emoji: false },
+      confirm: {
+        title: { type: 'plain_text', text: 'Pause this rule?' },
+        text: { type: 'mrkdwn', text: esc(clip(`No run of rule ${rule} will act until someone resumes it (remediator resume rule:${rule}).`, 300)) },
+        confirm: { type: 'plain_text', text: 'Pause' },
+        deny: { type: 'plain_text', text: 'Cancel' },
+      },
+    }],
+  };
+}
+
+export const APPROVE_ACTION = 'remediator_approve';
+export const REJECT_ACTION = 'remediator_reject';
+
+/** Approve and Reject for a run waiting for a person; the value is the run id. */
+export function approvalButtons(jobId: string): SlackBlock {
+  return {
+    type: 'actions',
+    block_id: 'remediator_approval',
+    elements: [
+      { type: 'button', action_id: APPROVE_ACTION, style: 'primary', value: jobId, text: { type: 'plain_text', text: 'Approve' } },
+      { type: 'button', action_id: REJECT_ACTION, style: 'danger', value: jobId, text: { type: 'plain_text', text: 'Reject' } },
+    ],
+  };
 }

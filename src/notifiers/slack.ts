@@ -65,6 +65,8 @@ export interface SlackNotifierOptions {
   gapWaitMs?: number;
   /** How long an event waits for a predecessor that is still being retried; default 15 min. */
   pendingWaitMs?: number;
+  /** Slack interactivity is configured (SLACK_SIGNING_SECRET): roots carry a "Pause this rule" button. */
+  interactive?: boolean;
 }
 
 /** Slack's own transient `ok:false` codes; every other code is final (docs: per-method "Errors"). */
@@ -155,7 +157,7 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
     // second pool connection while it holds one (with concurrency >= pool size that could stall every job).
     const run = (await c.query<RunRow>(`SELECT * FROM ${s}.runs WHERE job_id = $1`, [e.jobId])).rows[0];
     const view = rootView(e, run);
-    const body = storableDeep(renderRoot(view));
+    const body = storableDeep(renderRoot({ ...view, jobId: e.jobId, interactive: o.interactive }));
     return { body, state: `${view.state}${view.alertResolvedAt ? '+resolved' : ''}`, hash: createHash('sha256').update(JSON.stringify(body)).digest('hex') };
   }
 
@@ -195,7 +197,7 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
     const rootTs = thread.root_ts;
 
     // Error messages and step details come from targets: make them sendable (src/core/text.ts).
-    const reply = storableDeep(renderReply(e, { late }));
+    const reply = storableDeep(renderReply(e, { late, interactive: o.interactive }));
     if (reply && !ev?.reply_ts) {
       const r = await call('chat.postMessage', () => o.client.chat.postMessage({
         channel: channelId, thread_ts: rootTs, text: reply.text, blocks: reply.blocks, reply_broadcast: reply.broadcast, unfurl_links: false, unfurl_media: false,

@@ -23,6 +23,8 @@ export function startIngestWorker(o: {
   log: Logger;
   /** Aborted on shutdown: ends a wait for PostgreSQL (the job is retried later). */
   shutdown?: AbortSignal;
+  /** As the remediation worker's: a dead worker's audit job is taken up again after about this long. */
+  lockMs?: number;
 }): Worker {
   const worker = new Worker(
     QUEUES.ingest,
@@ -55,7 +57,7 @@ export function startIngestWorker(o: {
         }
       }
     },
-    { connection: o.connection, prefix: o.prefix, concurrency: 4 },
+    { connection: o.connection, prefix: o.prefix, concurrency: 4, lockDuration: o.lockMs ?? 30_000, stalledInterval: o.lockMs ?? 30_000 },
   );
   // Lost Redis is logged once by the connections' RedisHealth; anything else is a worker problem.
   worker.on('error', (err) => isRedisConnectionError(err) || o.log.error('ingest worker error', { error: err }));

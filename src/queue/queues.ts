@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { RedisHealth } from './redis-health.js';
 
 /** Queue names under QUEUE_PREFIX. */
@@ -17,7 +17,7 @@ export const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
  * answer 503 while Redis is down; worker connections must block (`maxRetriesPerRequest: null`).
  * https://docs.bullmq.io/guide/going-to-production
  */
-export function redisConnection(url: string, role: 'producer' | 'plain' | 'worker', health: RedisHealth, name: string): Redis {
+export function redisConnection(url: string, role: 'producer' | 'plain' | 'worker', health: RedisHealth, name: string, clusterNodes?: string[]): Redis {
   const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false };
   const opts: RedisOptions =
     role === 'producer'
@@ -27,10 +27,40 @@ export function redisConnection(url: string, role: 'producer' | 'plain' | 'worke
           // pipeline is an ioredis Pipeline, which copies all of BullMQ's scripts when it is built.
           { ...failFast, enableAutoPipelining: true }
         : { maxRetriesPerRequest: null, enableReadyCheck: true };
-  const conn = new Redis(url, { ...opts, connectionName: `remediator-${name}`, retryStrategy: (n) => Math.min(200 * n, 2000) });
+  const conn = clusterNodes?.length
+    ? clusterConnection(url, clusterNodes, { ...opts, connectionName: `remediator-${name}` })
+    : new Redis(url, { ...opts, connectionName: `remediator-${name}`, retryStrategy: (n) => Math.min(200 * n, 2000) });
   // An outage is logged once for all connections, when it starts and when it ends.
   health.watch(conn, name);
   return conn;
+}
+
+/**
+ * A Redis Cluster client (REDIS_CLUSTER_NODES) with the same behaviour as the single-node one:
+ * credentials and TLS come from REDIS_URL, fail-fast or blocking as the role says. Every key of
+ * one QUEUE_PREFIX shares its {hash tag}, so BullMQ's scripts, the delivery stream and the locks
+ * each stay within one slot. Typed as Redis: ioredis' Cluster has the same commands, and BullMQ
+ * takes either.
+ */
+function clusterConnection(url: string, nodes: string[], opts: RedisOptions): Redis {
+  const u = new URL(url);
+  const redisOptions: RedisOptions = {
+    ...opts,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+  };
+  const startupNodes = nodes.map((n) => {
+    const i = n.lastIndexOf(':');
+    return { host: n.slice(0, i), port: Number(n.slice(i + 1)) };
+  });
+  const cluster = new Cluster(startupNodes, {
+    redisOptions,
+    enableOfflineQueue: opts.enableOfflineQueue ?? true,
+    enableAutoPipelining: opts.enableAutoPipelining ?? false,
+    clusterRetryStrategy: (n) => Math.min(200 * n, 2000),
+  });
+  return cluster as unknown as Redis;
 }
 
 export function makeQueue(name: string, connection: Redis, prefix: string): Queue {

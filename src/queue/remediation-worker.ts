@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { finalStates, type AuditStore, type RunState } from '../audit/store.js';
@@ -16,6 +16,11 @@ import type { Registry } from '../remediations/registry.js';
 import type { RemediationDeps, RemediationResult } from '../remediations/types.js';
 import { untilStored } from '../audit/retry.js';
 import { QUEUES } from './queues.js';
+import { checkGates } from '../safety/gates.js';
+import type { SafetyStore } from '../safety/store.js';
+import type { SafetyAudit } from '../audit/safety-store.js';
+import type { Approvals } from '../safety/approvals.js';
+import { scheduleVerify } from '../safety/verify-worker.js';
 import { isRedisConnectionError } from './redis-health.js';
 import { TargetLock } from './target-lock.js';
 
@@ -38,6 +43,8 @@ export interface RemediationWorkerOptions {
   shutdown?: AbortSignal;
   /** BullMQ job lock (renewed while the job runs); a dead worker's job runs again after about this long. */
   lockMs?: number;
+  /** Pauses, budgets, quarantines, human acknowledgments (src/safety), shared by every process. */
+  safety: { store: SafetyStore; audit: SafetyAudit; approvals: Approvals; verify: Queue };
   /** Counts ended runs and times them, for /metrics. */
   metrics?: Metrics;
 }
@@ -81,12 +88,13 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   // Audit writes wait out a PostgreSQL outage (delay, never a lost record nor a used attempt).
   const stored = <T>(what: string, fn: () => Promise<T>) => untilStored(what, fn, { log, signal: o.shutdown });
   let startedAtMs: number | undefined;
-  const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string } = {}) => {
+  const end = async (state: RunState, summary: string, extra: { details?: Record<string, unknown>; reason?: string; error?: string; page?: string } = {}) => {
     const at = o.deps.now();
+    const { page, ...recorded } = extra;
     o.metrics?.runs.inc({ action: spec.action, rule: spec.rule, outcome: state });
     if (startedAtMs !== undefined) o.metrics?.runDuration.observe({ action: spec.action, outcome: state }, (performance.now() - startedAtMs) / 1000);
-    await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...extra }));
-    await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'] });
+    await stored('run ended', () => o.audit.runEnded(spec, { state, attempt, summary, at, ...recorded }));
+    await publish(state as RunEvent['type'], summary, { details: extra.details, reason: extra.reason as RunEvent['reason'], ...(page ? { page } : {}) });
     // One line per state change; a failure is an error line, so it is found by level alone.
     (state === 'failed' ? log.error : log.info)('run ended', { state, summary, reason: extra.reason, error: extra.error });
   };
@@ -114,8 +122,12 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     return;
   }
 
+  // One run at a time per target. A rule without a target (notify) touches nothing: its runs need
+  // the lock only for the cooldown check, which must not race; otherwise a storm of notify runs
+  // would go through one at a time (each other one delayed 2-3 s), as it did.
+  const needsLock = spec.target !== undefined || rule.spec.cooldown !== undefined;
   const lockKey = `${spec.action}:${spec.target ?? spec.rule}`;
-  const held = await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000);
+  const held = !needsLock || (await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000));
   if (!held) {
     // Another run acts on this target now: come back shortly without using an attempt.
     await job.moveToDelayed(Date.now() + 2000 + Math.floor(Math.random() * 1000), token);
@@ -130,6 +142,24 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
         return;
       }
     }
+    // Pauses, loop quarantine, a person's PagerDuty acknowledgment, an alert already resolved, budgets.
+    const gate = await checkGates({
+      store: o.safety.store, audit: o.audit, safetyAudit: o.safety.audit, approvals: o.safety.approvals, rule, table: o.table(), spec, now: o.deps.now(),
+      say: async (message, details) => {
+        await stored('run event', () => o.audit.addEvent(spec.jobId, 'step', attempt, message, details));
+        await publish('step', message, { details });
+      },
+    });
+    if (gate && 'waitMs' in gate) {
+      // Waiting for a person: the job comes back later without using an attempt; the finally frees the target.
+      await job.moveToDelayed(Date.now() + gate.waitMs, token);
+      throw new DelayedError();
+    }
+    if (gate) {
+      await end('skipped', gate.message, { reason: gate.reason, details: gate.details, page: gate.page });
+      await o.safety.store.count(gate.reason).catch((e: Error) => log.warn('could not count the safety decision', { error: e.message }));
+      return;
+    }
     const startedAt = o.deps.now();
     await stored('run started', () => o.audit.runStarted(spec, attempt, new Date(job.timestamp), startedAt));
     startedAtMs = performance.now();
@@ -138,7 +168,13 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     const result = await runRemediation(o, rule, spec, attempt, log, publish, (p) => (abandoned = p));
     const state: RunState = result.outcome;
     await end(state, result.summary, { details: result.details });
+    if (state === 'succeeded' && !spec.dryRun) {
+      // Judge the fix at the end of its verify_window (loop and flap detection, src/safety/loop.ts).
+      await scheduleVerify(o.safety.verify, { runId: spec.jobId, rule: spec.rule, target: spec.target ?? '', windowMs: rule.spec.verify_window })
+        .catch((e: Error) => log.warn('could not schedule the fix verification', { error: e.message }));
+    }
   } catch (err) {
+    if (err instanceof DelayedError) throw err;
     if (o.shutdown?.aborted && !(err instanceof PermanentError)) {
       // Interrupted by our own shutdown: hand the job back without using up an attempt.
       await o.audit
@@ -165,13 +201,13 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     throw err;
   } finally {
     const release = (owner: string) => lock.release(lockKey, owner).catch((e: Error) => log.warn('could not release target lock', { error: e.message }));
-    if (abandoned) {
+    if (abandoned && needsLock) {
       // A remediation left running past its deadline keeps the target until it ends (or the lock's
       // TTL passes), under an owner that this job's own retry does not match.
       const owner = `${spec.jobId}:abandoned:${attempt}`;
       const kept = await lock.handOver(lockKey, spec.jobId, owner).catch((e: Error) => (log.warn('could not hand the target lock over', { error: e.message }), false));
       void abandoned.then(() => (kept ? release(owner) : undefined));
-    } else {
+    } else if (needsLock) {
       await release(spec.jobId);
     }
   }

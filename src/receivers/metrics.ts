@@ -17,6 +17,8 @@ export interface SharedState {
   redis: Redis;
   pool: Pool;
   schema: string;
+  /** Runs held back by a safety gate, by reason, counted in Redis by every worker process. */
+  safetyCounts?: () => Promise<Record<string, number>>;
 }
 
 /**
@@ -76,13 +78,20 @@ export function registerSharedGauges(m: Metrics) {
 /** Registers the shared gauges and returns what refreshes them; a scrape waits at most about a second on each store. */
 function sharedGauges(m: Metrics, s: SharedState): () => Promise<void> {
   const { jobs, oldest, workers, runs, up } = registerSharedGauges(m);
+  // A count kept in Redis by every worker (src/safety), read at each scrape: a gauge holding a total.
+  const skips = new Gauge({ name: 'remediator_safety_skips_total', help: 'Runs not acted on by a safety gate (paused, quarantined, human_ack, resolved, budget, approval), all processes, from Redis.', labelNames: ['reason'] as const, registers: [m.registry] });
+  const readSkips = async () => {
+    const counts = (await s.safetyCounts?.()) ?? {};
+    skips.reset();
+    for (const [reason, n] of Object.entries(counts)) skips.set({ reason }, n);
+  };
   return async () => {
     const [redisOk, pgOk] = await Promise.all([
-      withDeadline(readQueues(s, jobs, oldest, workers), 1000, 'queue state').then(() => true, () => false),
+      withDeadline(Promise.all([readQueues(s, jobs, oldest, workers), readSkips()]), 1000, 'queue state').then(() => true, () => false),
       withDeadline(readRuns(s, runs), 1000, 'runs of the last 24h').then(() => true, () => false),
     ]);
     // Nothing stale: what could not be read this time is absent, and dependencies_up says why.
-    if (!redisOk) for (const g of [jobs, oldest, workers]) g.reset();
+    if (!redisOk) for (const g of [jobs, oldest, workers, skips]) g.reset();
     if (!pgOk) runs.reset();
     up.set(redisOk && pgOk ? 1 : 0);
   };

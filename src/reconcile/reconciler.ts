@@ -1,6 +1,7 @@
 import { deadline } from '../core/deadline.js';
 import type { Logger } from '../log.js';
-import { acceptWebhook, type AlertmanagerReceiverDeps, type Answer } from '../receivers/alertmanager.js';
+import { QUEUES } from '../queue/queues.js';
+import { acceptDelivery, type AcceptDeps } from '../receivers/webhook-accept.js';
 import { webhookSchema } from '../receivers/payload.js';
 import { decide } from '../rules/table.js';
 import { apiAlertSchema, toWebhooks, type ApiAlert } from './convert.js';
@@ -11,8 +12,8 @@ export interface ReconcilerOptions {
   /** The receiver remediator is in Alertmanager's config: only alerts routed to it are taken. */
   receiver: string;
   intervalMs: number;
-  /** The receiver path's dependencies: the reconciled alerts go through acceptWebhook. */
-  deps: AlertmanagerReceiverDeps;
+  /** The receiver path's dependencies: the reconciled alerts are accepted as a webhook delivery is. */
+  deps: AcceptDeps;
   log: Logger;
   fetch?: typeof globalThis.fetch;
   requestTimeoutMs?: number;
@@ -23,7 +24,8 @@ export interface ReconcileResult {
   active: number;
   /** Of those, alerts with a rule to run and no job in Redis: fed to the receiver path. */
   missing: number;
-  enqueued: number;
+  /** Deliveries built from them and accepted (the ingest stage makes their jobs, deduplicated). */
+  accepted: number;
   /** Alertmanagers that did not answer. */
   failed: number;
 }
@@ -75,7 +77,7 @@ export class Reconciler {
     for (const list of fetched) for (const a of list ?? []) byKey.set(`${a.fingerprint}\n${a.startsAt}`, a);
     const active = [...byKey.values()].filter((a) => a.status.state === 'active');
     const missing = await this.withoutJobs(active);
-    let enqueued = 0;
+    let accepted = 0;
     const externalURL = publicUrl(this.o.urls[0]!);
     for (const hook of toWebhooks(missing, this.o.receiver, externalURL)) {
       const parsed = webhookSchema.safeParse(hook);
@@ -84,12 +86,12 @@ export class Reconciler {
         this.o.log.warn('alerts from Alertmanager API skipped: not a valid webhook payload', { groupKey: hook.groupKey, path: i.path.join('.'), issue: i.message });
         continue;
       }
-      const answer = collector();
-      await acceptWebhook(this.o.deps, parsed.data, answer);
-      if (answer.code === 200) enqueued += (answer.body as { jobs: { enqueued: number } }).jobs.enqueued;
-      else this.o.log.warn('reconciled alerts not accepted; next cycle retries', { status: answer.code, answer: answer.body, groupKey: hook.groupKey });
+      // The same acceptance as a webhook: one durable write; the ingest stage matches and dedups.
+      const answer = await acceptDelivery(this.o.deps, JSON.stringify(hook), hook);
+      if (answer.status === 200) accepted++;
+      else this.o.log.warn('reconciled alerts not accepted; next cycle retries', { status: answer.status, answer: answer.body, groupKey: hook.groupKey });
     }
-    const result = { active: active.length, missing: missing.length, enqueued, failed };
+    const result = { active: active.length, missing: missing.length, accepted, failed };
     (missing.length ? this.o.log.info : this.o.log.debug)('reconciled with Alertmanager', { ...result });
     return result;
   }
@@ -126,7 +128,7 @@ export class Reconciler {
     const table = this.o.deps.table();
     if (!table || alerts.length === 0) return [];
     const ctx = { groupKey: '', receiver: this.o.receiver, externalURL: '', receivedAt: new Date().toISOString(), dryRun: this.o.deps.dryRun };
-    const base = `${this.o.deps.prefix}:${this.o.deps.remediations.name}:`;
+    const base = `${this.o.deps.prefix}:${QUEUES.remediations}:`;
     const out: ApiAlert[] = [];
     for (const a of alerts) {
       const info = { ...a, status: 'firing' as const };
@@ -137,25 +139,6 @@ export class Reconciler {
     }
     return out;
   }
-}
-
-function collector(): Answer & { code: number; body: unknown } {
-  const a = {
-    code: 0,
-    body: undefined as unknown,
-    status(code: number) {
-      a.code = code;
-      return a;
-    },
-    set() {
-      return a;
-    },
-    json(body: unknown) {
-      a.body = body;
-      return a;
-    },
-  };
-  return a;
 }
 
 /** fetch refuses URLs with credentials: move `user:password@` into a basic Authorization header. */

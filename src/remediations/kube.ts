@@ -1,8 +1,25 @@
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
-import { ApiException, KubeConfig, Observable, type ConfigurationOptions, type ObservableMiddleware } from '@kubernetes/client-node';
+import { createRequire } from 'node:module';
+import type { ConfigurationOptions, KubeConfig, ObservableMiddleware } from '@kubernetes/client-node';
 import { PermanentError, TransientError } from './errors.js';
+
+type ClientNode = typeof import('@kubernetes/client-node');
+let loaded: ClientNode | undefined;
+/**
+ * @kubernetes/client-node, loaded on first use: it is about 75 MiB of RSS once imported, which
+ * every receiver and every worker without a Kubernetes rule would carry for nothing. Loaded
+ * synchronously (require of an ES module, Node >= 20.19) so callers stay as they were.
+ */
+export function k8s(): ClientNode {
+  return (loaded ??= createRequire(import.meta.url)('@kubernetes/client-node') as ClientNode);
+}
+
+/** Loads client-node ahead of its first use, as an ES module import (lighter than require under tsx). */
+export async function preloadK8s(): Promise<void> {
+  loaded ??= await import('@kubernetes/client-node');
+}
 
 /**
  * Kubernetes client plumbing shared by remediations: building a KubeConfig, picking a context,
@@ -22,12 +39,12 @@ export const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount'
  * Reads `env` rather than process.env so tests and main.ts decide.
  */
 export function loadKubeConfig(env: NodeJS.ProcessEnv, opts: { serviceAccountDir?: string } = {}): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new (k8s().KubeConfig)();
   const files = (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f.length > 0);
   if (files.length > 0) {
     kc.loadFromFile(files[0]!);
     for (const file of files.slice(1)) {
-      const more = new KubeConfig();
+      const more = new (k8s().KubeConfig)();
       more.loadFromFile(file);
       kc.mergeConfig(more, true);
     }
@@ -72,7 +89,7 @@ export function withContext(kc: KubeConfig, name: string): KubeConfig {
     const known = kc.getContexts().map((c) => c.name).join(', ');
     throw new PermanentError('bad_params', `kubeconfig has no context ${JSON.stringify(name)} (known: ${known || 'none'})`);
   }
-  const copy = new KubeConfig();
+  const copy = new (k8s().KubeConfig)();
   copy.loadFromOptions({ clusters: kc.getClusters(), users: kc.getUsers(), contexts: kc.getContexts(), currentContext: name });
   try {
     checkCluster(copy, 'kubeconfig');
@@ -91,9 +108,9 @@ export function abortable(signal: AbortSignal): ConfigurationOptions<ObservableM
   const middleware: ObservableMiddleware = {
     pre: (req) => {
       req.setSignal(signal);
-      return new Observable(Promise.resolve(req));
+      return new (k8s().Observable)(Promise.resolve(req));
     },
-    post: (res) => new Observable(Promise.resolve(res)),
+    post: (res) => new (k8s().Observable)(Promise.resolve(res)),
   };
   return { middleware: [middleware], middlewareMergeStrategy: 'append' };
 }
@@ -119,7 +136,8 @@ function statusMessage(body: unknown): string | undefined {
  */
 export function kubeError(err: unknown, what: string): PermanentError | TransientError {
   if (err instanceof PermanentError || err instanceof TransientError) return err;
-  if (err instanceof ApiException) {
+  // Without client-node loaded, no Kubernetes call was made: the error cannot be one of its exceptions.
+  if (loaded && err instanceof loaded.ApiException) {
     const code = err.code;
     const text = `${what}: HTTP ${code}${statusMessage(err.body) ? `: ${statusMessage(err.body)}` : ''}`;
     const details = { status: code };

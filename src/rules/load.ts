@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, parseDocument, visit, type Node } from 'yaml';
 import type { z, ZodIssue } from 'zod';
-import { ruleSchema, type RuleSpec } from './schema.js';
+import { limitsSchema, ruleSchema, type Budget, type RuleSpec } from './schema.js';
 import { parseMatcher, type Matcher } from './matchers.js';
 import { formatProblem, sortProblems, SourcePositions, type Problem } from './problems.js';
 import { closest, keysAt } from './schema-doc.js';
@@ -33,6 +33,8 @@ export interface RuleTable {
   loadedAt: Date;
   /** Every environment variable the targets and rules name as a secret, with where. */
   secrets: SecretRef[];
+  /** Blast-radius caps by action, across all rules (top-level `limits.actions` of the files). */
+  actionLimits: Map<string, Budget>;
 }
 
 /** Every problem found in every file, sorted by file, line and column. */
@@ -108,6 +110,9 @@ interface Declared {
   kind?: string;
 }
 
+/** The top-level keys of a rules file. */
+const FILE_KEYS = ['targets', 'rules', 'limits'];
+
 /** Compiles rule files given as text (the unit tests feed fixtures through here). */
 export function compileRules(sources: { file: string; text: string }[], registry: Registry): RuleTable {
   const problems: Problem[] = [];
@@ -116,17 +121,29 @@ export function compileRules(sources: { file: string; text: string }[], registry
   const declared = new Map<string, Declared>();
   const secrets: SecretRef[] = [];
   const rawRules: { pos: SourcePositions; index: number; raw: unknown }[] = [];
+  const actionLimits = new Map<string, Budget & { file: string }>();
 
   for (const { file, text } of sources) {
     const parsed = parseFile(file, text, problems);
     if (!parsed || parsed.value === null || parsed.value === undefined) continue;
     const { pos, value } = parsed;
     if (!isObj(value)) {
-      problems.push(pos.problem([], { message: 'a rules file is a map with the keys targets and rules' }));
+      problems.push(pos.problem([], { message: 'a rules file is a map with the keys targets, rules and limits' }));
       continue;
     }
-    for (const key of Object.keys(value).filter((k) => k !== 'targets' && k !== 'rules')) {
-      problems.push(pos.problem([key], { field: [key], key: true, message: unknownKey(key, ['targets', 'rules']) }));
+    for (const key of Object.keys(value).filter((k) => !FILE_KEYS.includes(k))) {
+      problems.push(pos.problem([key], { field: [key], key: true, message: unknownKey(key, FILE_KEYS) }));
+    }
+    const limits = limitsSchema.safeParse(value.limits ?? {});
+    if (!limits.success) {
+      for (const i of limits.error.issues) problems.push(pos.problem(['limits', ...i.path], { field: ['limits', ...i.path], message: i.message }));
+    } else {
+      for (const [action, limit] of Object.entries(limits.data.actions)) {
+        const at = ['limits', 'actions', action];
+        if (!registry.get(action)) problems.push(pos.problem(at, { field: at, key: true, message: `unknown action (known: ${[...registry.keys()].sort().join(', ')})` }));
+        else if (actionLimits.has(action)) problems.push(pos.problem(at, { field: at, key: true, message: `duplicate limit (also in ${actionLimits.get(action)!.file})` }));
+        else actionLimits.set(action, { ...limit, file });
+      }
     }
     const ts = value.targets ?? {};
     if (!isObj(ts)) problems.push(pos.problem(['targets'], { field: ['targets'], message: 'must be a map of target names to targets' }));
@@ -211,7 +228,8 @@ export function compileRules(sources: { file: string; text: string }[], registry
     }
   }
   if (problems.length > 0) throw new RuleLoadError(problems);
-  return { rules, targets, files: sources.map((s) => s.file), loadedAt: new Date(), secrets };
+  const limits = new Map([...actionLimits].map(([a, { runs, per }]) => [a, { runs, per }]));
+  return { rules, targets, files: sources.map((s) => s.file), loadedAt: new Date(), secrets, actionLimits: limits };
 }
 
 /** Zod issues as located problems; an unknown key is reported on the key, with the allowed ones. */

@@ -66,6 +66,16 @@ const backoffSchema = z.union([
   z.object({ type: z.enum(['exponential', 'fixed']), delay: duration }).strict(),
 ]);
 
+/** A sliding-window run budget: at most `runs` runs in any window of `per`. */
+export const budgetSchema = z.object({ runs: z.number().int().min(1).max(100_000), per: duration }).strict();
+export type Budget = z.output<typeof budgetSchema>;
+
+/** Slack user (U…/W…) or user group (S…) ids allowed to approve. */
+const slackId = z.string().regex(/^[UWS][A-Z0-9]{2,}$/, 'must be a Slack user id (U…, W…) or user group id (S…)');
+export const approvalSchema = z
+  .object({ required: z.boolean().default(true), approvers: z.array(slackId).min(1, 'name at least one approver'), timeout: duration.default('15m') })
+  .strict();
+
 /** One rule, as written (params are checked against the action's schema by load.ts). */
 export const ruleSchema = z
   .object({
@@ -84,9 +94,23 @@ export const ruleSchema = z
     timeout: duration.default('5m'),
     dry_run: z.boolean().default(false),
     notify: notifySchema.default({}),
+    // Safety (src/safety): limits on how often and when this rule acts.
+    /** At most `runs` runs of this rule in any sliding window of `per`. */
+    budget: budgetSchema.optional(),
+    /** Run even when the alert resolved before the job started (default: skip with reason `resolved`). */
+    run_if_resolved: z.boolean().default(false),
+    /** A fix is ineffective when the alert fires again within this time after a successful run. */
+    verify_window: duration.default('15m'),
+    /** Ineffective fixes in a row on one target before the rule is quarantined there; 0 never quarantines. */
+    quarantine_after: z.number().int().min(0).max(100).default(3),
+    /** A person approves each run in Slack (or the admin API / CLI) before it acts. */
+    approval: approvalSchema.optional(),
   })
   .strict();
 
 export type RuleInput = z.input<typeof ruleSchema>;
 export type RuleSpec = z.output<typeof ruleSchema>;
 export type NotifySpec = z.output<typeof notifySchema>;
+
+/** Blast-radius caps across all rules, by action: `limits: { actions: { worker-restart: { runs: 3, per: 10m } } }`. */
+export const limitsSchema = z.object({ actions: z.record(z.string().min(1), budgetSchema).default({}) }).strict();

@@ -53,6 +53,8 @@ export class FakeSlack {
   faults: SlackFault[] = [];
   /** Channels that answer channel_not_found. */
   missingChannels = new Set<string>();
+  /** User groups (S…) and their member user ids, for usergroups.users.list. */
+  userGroups = new Map<string, string[]>();
   /**
    * Delay before handling, in ms. A request whose client gave up meanwhile (timeout) is dropped
    * unhandled, as a proxy in front of Slack would drop it, and recorded with error 'client_gone'.
@@ -156,6 +158,10 @@ export class FakeSlack {
     if (auth !== `Bearer ${this.token}`) return send(200, { ok: false, error: 'invalid_auth' });
     if (method === 'chat.postMessage') return send(200, this.postMessage(args));
     if (method === 'chat.update') return send(200, this.update(args));
+    if (method === 'usergroups.users.list') {
+      const users = this.userGroups.get(String(args.usergroup ?? ''));
+      return send(200, users ? { ok: true, users } : { ok: false, error: 'no_such_subteam' });
+    }
     return send(200, { ok: false, error: 'unknown_method' });
   }
 

@@ -1,0 +1,87 @@
+import { userInfo } from 'node:os';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { migrate } from '../audit/migrate.js';
+import { SafetyAudit } from '../audit/safety-store.js';
+import type { Config } from '../config.js';
+import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../safety/operator.js';
+import { SafetyStore } from '../safety/store.js';
+import { Approvals, decideApproval } from '../safety/approvals.js';
+
+export const safetyUsage = `  pause <all|rule:NAME|action:NAME|target:NAME> --reason TEXT [--until ISO | --for 30m] [--by NAME]
+                                stop automation there (runs are recorded as skipped: paused)
+  resume <scope> [--by NAME]    lift a pause
+  resume --quarantine RULE@TARGET [--by NAME] [--reason TEXT]
+                                lift a loop quarantine
+  status [--json]               pauses, quarantines, PagerDuty holds, runs held back
+  approve|reject <run id> [--by NAME]   decide a run waiting for approval`;
+
+const COMMANDS = new Set(['pause', 'resume', 'status', 'approve', 'reject']);
+export const isSafetyCommand = (cmd: string | undefined) => cmd !== undefined && COMMANDS.has(cmd);
+
+/**
+ * remediator pause | resume | status, straight against Redis and PostgreSQL (REDIS_URL,
+ * QUEUE_PREFIX, DATABASE_URL, DATABASE_SCHEMA): it works while the service is down, and every
+ * running process sees the change at its next job.
+ */
+export async function safetyCommand(cmd: string, args: string[], o: { config: Config; out: (l: string) => void; err: (l: string) => void }): Promise<number> {
+  const flag = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1]!.startsWith('--') && args[i - 1] !== '--json'));
+  const by = `cli:${flag('--by') ?? userInfo().username}`;
+  const redis = new Redis(o.config.REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000, lazyConnect: true });
+  const pool = new pg.Pool({ connectionString: o.config.DATABASE_URL, max: 2 });
+  try {
+    await redis.connect();
+    await migrate(pool, o.config.DATABASE_SCHEMA);
+    const audit = new SafetyAudit(pool, o.config.DATABASE_SCHEMA);
+    const op: Operator = { store: new SafetyStore(redis, o.config.QUEUE_PREFIX), audit, approvals: new Approvals(redis, o.config.QUEUE_PREFIX, audit), now: () => new Date() };
+    if (cmd === 'approve' || cmd === 'reject') {
+      const jobId = positional[0];
+      if (!jobId) return usageError(o, `${cmd} needs a run id`);
+      const r = await decideApproval(op.approvals, { jobId, approve: cmd === 'approve', by, now: op.now() });
+      if (!r.ok) return usageError(o, r.error, 1);
+      o.out(`run ${jobId} ${r.decision.decision} by ${by}`);
+      return 0;
+    }
+    if (cmd === 'status') {
+      const s = await status(op);
+      if (args.includes('--json')) o.out(JSON.stringify(s, null, 2));
+      else statusLines(s).forEach((l) => o.out(l));
+      return 0;
+    }
+    if (cmd === 'pause') {
+      const scope = positional[0];
+      if (!scope) return usageError(o, 'pause needs a scope: all, rule:NAME, action:NAME or target:NAME');
+      const p = await pause(op, { scope, by, reason: flag('--reason') ?? '', until: flag('--until'), for: flag('--for') });
+      o.out(`paused ${p.scope}${p.until ? ` until ${p.until}` : ''} (by ${p.by}): ${p.reason}`);
+      return 0;
+    }
+    const q = flag('--quarantine');
+    if (q !== undefined) {
+      const lifted = await lift(op, { which: q, by, reason: flag('--reason') });
+      if (!lifted) return usageError(o, `${q} is not quarantined`, 1);
+      o.out(`quarantine of ${lifted.rule}@${lifted.target} lifted (by ${by})`);
+      return 0;
+    }
+    const scope = positional[0];
+    if (!scope) return usageError(o, 'resume needs a scope, or --quarantine RULE@TARGET');
+    const old = await resume(op, { scope, by, reason: flag('--reason') });
+    if (!old) return usageError(o, `${scope} is not paused`, 1);
+    o.out(`resumed ${old.scope} (paused by ${old.by} at ${old.at})`);
+    return 0;
+  } catch (err) {
+    if (err instanceof OperatorInputError) return usageError(o, err.message);
+    throw err;
+  } finally {
+    redis.disconnect();
+    await pool.end();
+  }
+}
+
+function usageError(o: { err: (l: string) => void }, message: string, code = 2): number {
+  o.err(message);
+  return code;
+}

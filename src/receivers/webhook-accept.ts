@@ -1,0 +1,75 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+import type { RuleTable } from '../rules/load.js';
+import { appendDelivery } from '../queue/delivery-stream.js';
+import type { Metrics } from '../metrics.js';
+import { webhookCheck } from './payload.js';
+import { certainlyValid } from './payload-check.js';
+
+export interface AcceptDeps {
+  table: () => RuleTable | undefined;
+  /** A fail-fast connection (no offline queue) for the delivery's one XADD. */
+  redis: Redis;
+  prefix: string;
+  dryRun: boolean;
+  /** Longest a request may wait on Redis before answering 503. */
+  redisDeadlineMs?: number;
+  log: Logger;
+  /** Counts requests and alerts for /metrics. */
+  metrics?: Metrics;
+}
+
+/** An HTTP answer, written by whichever path read the request (node:http or express). */
+export interface Answer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Accepts one webhook delivery: checks it against the payload schema (a 400 names the first bad
+ * field), then writes it to the delivery stream in one XADD and answers 200 once Redis has it.
+ * Redis trouble is a fast 503 so Alertmanager retries. Matching and enqueueing happen in the
+ * ingest stage (src/queue/ingest-stage.ts), which reads the stream.
+ */
+export async function acceptDelivery(deps: AcceptDeps, text: string, body: unknown): Promise<Answer> {
+  // The quick check passes what Alertmanager sends; zod runs for the rest, and names the bad field.
+  if (!certainlyValid(body)) {
+    const parsed = webhookCheck.safeParse(body);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+      return { status: 400, body: { error: `invalid payload: ${issues[0]!.path}: ${issues[0]!.message}`, issues } };
+    }
+  }
+  if (!deps.table()) return { status: 503, body: { error: 'rules not loaded yet' } };
+  const hook = body as { groupKey: string; truncatedAlerts?: number; alerts: { status: string }[] };
+  if (hook.truncatedAlerts && hook.truncatedAlerts > 0) {
+    // max_alerts in Alertmanager's webhook_config cut this group: those alerts never reach us.
+    deps.log.warn('Alertmanager truncated this delivery: raise max_alerts (0 = no limit)', { groupKey: hook.groupKey, truncatedAlerts: hook.truncatedAlerts });
+  }
+  const deadline = deps.redisDeadlineMs ?? 2000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      appendDelivery(deps.redis, deps.prefix, { body: text, receivedAt: new Date().toISOString(), dryRun: deps.dryRun }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from Redis within ${deadline} ms`)), deadline);
+      }),
+    ]);
+  } catch (err) {
+    deps.log.warn('webhook not accepted: redis unavailable', { error: (err as Error).message });
+    return { status: 503, headers: { 'Retry-After': '1' }, body: { error: 'queue unavailable, retry later' } };
+  } finally {
+    clearTimeout(timer);
+  }
+  if (deps.metrics) {
+    for (const a of hook.alerts) deps.metrics.alertsReceived.inc({ status: a.status });
+    deps.metrics.jobsEnqueued.inc({ queue: 'deliveries' });
+  }
+  deps.log.info('webhook accepted', { groupKey: hook.groupKey, alerts: hook.alerts.length });
+  return { status: 200, body: { status: 'accepted', alerts: hook.alerts.length } };
+}
+
+function formatPath(path: (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('') || '(body)';
+}
