@@ -13,6 +13,7 @@ import { adminSafetyRouter } from './receivers/admin-safety.js';
 import { pagerDutyWebhookRouter, type PagerDutyWebhookDeps } from './receivers/pagerduty-webhook.js';
 import type { Operator } from './safety/operator.js';
 import { slackInteractionsRouter, type SlackInteractionDeps } from './receivers/slack-interactions.js';
+import { streamKey } from './queue/delivery-stream.js';
 import { uiRouter } from './ui/router.js';
 import type { ControlsSource } from './ui/rules-page.js';
 
@@ -46,7 +47,7 @@ export function createApp(deps: AppDeps): Express {
   // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
   app.use(healthRouter(deps));
-  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts() } }));
+  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts(), deliveries: streamKey(deps.prefix) } }));
   app.use(adminRouter(deps));
   app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken }));
   app.use(pagerDutyWebhookRouter({ ...deps, safety: deps.operator.store, safetyAudit: deps.operator.audit }));

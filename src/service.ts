@@ -1,3 +1,4 @@
+import type { ControlEntry } from './ui/rules-page.js';
 import { setMaxListeners } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:http';
@@ -186,11 +187,12 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
       table: () => table, redis: plain, prefix, log, metrics,
       auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN, maxBytes: config.WEBHOOK_MAX_BYTES,
     };
+    const operatorStore = new SafetyStore(plain, prefix);
     const app = createApp({
       ...webhook, audit, pool, adminToken: config.ADMIN_TOKEN,
       schema: config.DATABASE_SCHEMA, metrics, queues: () => metricQueues, persistence: persistence.current,
-      ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:') },
-      operator: { store: new SafetyStore(plain, prefix), audit: safetyAudit, approvals: new Approvals(plain, prefix, safetyAudit), now: () => new Date() },
+      ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:'), controls: () => controlsOf(operatorStore) },
+      operator: { store: operatorStore, audit: safetyAudit, approvals: new Approvals(plain, prefix, safetyAudit), now: () => new Date() },
       slack: config.SLACK_BOT_TOKEN ? createSlackClient({ token: config.SLACK_BOT_TOKEN, apiUrl: config.SLACK_API_URL, log }) : undefined,
       pagerDutyWebhookSecret: config.PAGERDUTY_WEBHOOK_SECRET, slackSigningSecret: config.SLACK_SIGNING_SECRET, sink,
     });
@@ -317,4 +319,14 @@ function warnMissingSecrets(table: RuleTable, env: NodeJS.ProcessEnv, log: Logge
     const usedBy = refs.map((r) => `${r.subject} ${r.path} (${r.file}:${r.line})`);
     log.warn(`rule secret ${variable} is not set: ${consequence(refs[0]!)}`, { variable, usedBy });
   }
+}
+
+/** Pauses and quarantines as the status page lists them (src/ui/rules-page.ts). */
+async function controlsOf(store: SafetyStore): Promise<ControlEntry[]> {
+  const now = new Date();
+  const [pauses, quarantines] = await Promise.all([store.pauses(now), store.quarantines()]);
+  return [
+    ...pauses.map((p): ControlEntry => ({ kind: 'pause', scope: p.scope, reason: p.reason, by: p.by, since: new Date(p.at), until: p.until ? new Date(p.until) : undefined })),
+    ...quarantines.map((q): ControlEntry => ({ kind: 'quarantine', scope: `rule ${q.rule} on ${q.target}`, reason: q.reason, since: new Date(q.at) })),
+  ];
 }

@@ -19,6 +19,8 @@ export interface SharedState {
   schema: string;
   /** Runs held back by a safety gate, by reason, counted in Redis by every worker process. */
   safetyCounts?: () => Promise<Record<string, number>>;
+  /** The delivery stream's key: accepted webhooks not yet fanned out into jobs (src/queue/delivery-stream.ts). */
+  deliveries?: string;
 }
 
 /**
@@ -109,6 +111,9 @@ async function readQueues(s: SharedState, jobs: Gauge<'queue' | 'state'>, oldest
       return { q, counts: await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), age: ts ? Math.max(0, (now - Number(ts)) / 1000) : 0, count };
     }),
   );
+  // Accepted deliveries wait in a stream until a worker's ingest stage fans them out (entries are
+  // deleted once done): its length is that backlog, and an entry id starts with its time in ms.
+  const stream = s.deliveries ? await readStream(s.redis, s.deliveries, now) : undefined;
   jobs.reset();
   workers.reset();
   for (const { q, counts, age, count } of read) {
@@ -116,6 +121,16 @@ async function readQueues(s: SharedState, jobs: Gauge<'queue' | 'state'>, oldest
     oldest.set({ queue: q.name }, age);
     if (count !== undefined) workers.set({ queue: q.name }, count);
   }
+  if (stream) {
+    jobs.set({ queue: 'deliveries', state: 'waiting' }, stream.length);
+    oldest.set({ queue: 'deliveries' }, stream.age);
+  }
+}
+
+async function readStream(redis: Redis, key: string, now: number): Promise<{ length: number; age: number }> {
+  const [length, first] = await Promise.all([redis.xlen(key), redis.xrange(key, '-', '+', 'COUNT', 1)]);
+  const ms = first[0] ? Number(first[0][0].split('-')[0]) : now;
+  return { length, age: Math.max(0, (now - ms) / 1000) };
 }
 
 async function readRuns(s: SharedState, runs: Gauge<'action' | 'state' | 'reason'>): Promise<void> {

@@ -38,6 +38,7 @@ export async function acceptDelivery(deps: AcceptDeps, text: string, body: unkno
     const parsed = webhookCheck.safeParse(body);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+      deps.log.warn('webhook refused: invalid payload', { issues: issues.slice(0, 5) });
       return { status: 400, body: { error: `invalid payload: ${issues[0]!.path}: ${issues[0]!.message}`, issues } };
     }
   }

@@ -156,8 +156,10 @@ function checkRestartable(kind: WorkloadKind, obj: Workload, where: string): voi
  * (`remediator rules check` builds this registry) and processes without such rules start without it.
  */
 const k8s = async () => {
-  const [client, kube] = await Promise.all([import('@kubernetes/client-node'), import('./kube.js')]);
-  return { client, kube };
+  // One loader (kube.ts) for the module: its error translation checks ApiException of that instance.
+  const kube = await import('./kube.js');
+  await kube.preloadK8s();
+  return { client: kube.k8s(), kube };
 };
 
 async function kubeConfigFor(ctx: Ctx): Promise<KubeConfig> {

@@ -1,3 +1,4 @@
+import { isRedisConnectionError } from '../queue/redis-health.js';
 import { Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { SafetyAudit } from '../audit/safety-store.js';
@@ -60,6 +61,6 @@ export function startVerifyWorker(o: { connection: Redis; prefix: string; store:
     },
     { connection: o.connection, prefix: o.prefix, concurrency: 2 },
   );
-  worker.on('error', (err) => o.log.error('verify worker error', { error: err.message }));
+  worker.on('error', (err) => isRedisConnectionError(err) || o.log.error('verify worker error', { error: err }));
   return worker;
 }

@@ -5,8 +5,8 @@ import { badge, duration, percent, ruleRunsHref, runHref, time } from './format.
 import { page } from './layout.js';
 
 /**
- * HOOK for issue 8 (operators in control): pauses and quarantines. The status page shows what
- * `controls()` returns; until that work lands nothing provides it and the section says so.
+ * Pauses and quarantines (src/safety), as `controls()` returns them; the service reads them from
+ * the safety store in Redis. Without a source (a test app) the section says it is not available.
  */
 export interface ControlEntry {
   kind: 'pause' | 'quarantine';

@@ -178,9 +178,10 @@ rules:
       const { fingerprint, body } = webhook('ByLabel', { service });
       const r = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
       assert.equal(r.status, 200);
-      const answer = (await r.json()) as { refused: { decision: string; reason: string }[] };
-      assert.match(answer.refused[0]!.reason, /good\\ufffd|good\ufffd/);
       const run = await finalRun(fingerprint);
+      const decision = await eventually(async () => (await svc.pool.query(`SELECT decision, reason FROM ${schema()}.decisions WHERE fingerprint = $1`, [fingerprint])).rows[0], 'decision audited');
+      assert.equal(decision.decision, 'refused');
+      assert.match(decision.reason, /good\\ufffd|good\ufffd/);
       assert.equal(run.state, 'failed');
       assert.equal(run.error_reason, 'refused_target');
       assert.equal(run.target, 'good\ufffd');

@@ -125,6 +125,23 @@ rules:
     assert.equal(retry.status, 405);
   });
 
+  test('the rules page lists pauses from the kill switch, with reason and who', async () => {
+    const admin = { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' };
+    const before = await (await get('/ui/rules', { cookie })).text();
+    assert.match(before, /id="controls">Nothing is paused or quarantined/);
+    const p = await fetch(`${svc.url}/api/pause`, { method: 'POST', headers: admin, body: JSON.stringify({ scope: 'action:breaker-reset', reason: 'storage <maintenance>', by: 'carol' }) });
+    assert.equal(p.status, 201);
+    try {
+      const page = await (await get('/ui/rules', { cookie })).text();
+      const table = page.slice(page.indexOf('<table id="controls">'));
+      assert.match(table, /action:breaker-reset/);
+      assert.match(table, /storage &lt;maintenance&gt;/);
+      assert.match(table, /admin-api:carol/);
+    } finally {
+      await fetch(`${svc.url}/api/resume`, { method: 'POST', headers: admin, body: JSON.stringify({ scope: 'action:breaker-reset', by: 'carol' }) });
+    }
+  });
+
   test('logout clears the cookie', async () => {
     const res = await fetch(`${svc.url}/ui/logout`, { method: 'POST', headers: { cookie }, redirect: 'manual' });
     assert.equal(res.status, 303);
