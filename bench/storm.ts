@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Cluster, Redis } from 'ioredis';
+import { build, isStale } from '../bin/build.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TOKEN = 'storm-webhook-token';
@@ -39,7 +40,17 @@ export interface StormOptions {
   /** Extra environment for every remediator process (REDIS_CLUSTER_NODES, ...). */
   env?: Record<string, string>;
   /** Injected while the storm is sent, `atMs` after the first webhook (bench/faults.ts). */
-  fault?: { name: string; atMs: number; run: (procs: Proc[]) => Promise<void> };
+  fault?: {
+    name: string;
+    atMs: number;
+    run: (procs: Proc[]) => Promise<void>;
+    /** Checked once the runs are done, before cleanup: a line for the results (bench/faults.ts). */
+    check?: (q: (sql: string) => Promise<any[]>, schema: string) => Promise<string>;
+  };
+  /** A rules file instead of the one notify rule (bench/faults.ts: a target that hangs). */
+  rules?: string;
+  /** Runs the rules should make (default: one per alert). */
+  expectedRuns?: number;
 }
 
 export interface StormResult {
@@ -65,6 +76,8 @@ export interface StormResult {
   rss: Record<string, number>;
   /** RSS of each process once started, before the storm. */
   startRss: Record<string, number>;
+  /** What the fault's own check found (notifications caught up, ...). */
+  note?: string;
 }
 
 export interface Proc {
@@ -77,7 +90,8 @@ export interface Proc {
 }
 
 async function startProc(name: string, env: Record<string, string>): Promise<Proc> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The compiled service, as `npm start` and the container run it (built first when stale).
+  const child = spawn(process.execPath, ['dist/main.js'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const p: Proc = { name, child, maxRss: 0, startRss: 0, out: '' };
   await new Promise<void>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`${name} not started in 60 s:\n${p.out.slice(-4000)}`)), 60_000);
@@ -177,7 +191,8 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
   // In a cluster every key of one prefix must share a {hash tag}.
   const prefix = o.env?.REDIS_CLUSTER_NODES ? `{storm-${id}}` : `storm-${id}`;
   const rulesDir = await mkdtemp(join(tmpdir(), 'remediator-storm-rules-'));
-  await writeFile(join(rulesDir, 'storm.yml'), `rules:\n  - name: storm-notify\n    match: ['alertname="StormAlert"']\n    action: notify\n    params: { instructions: "look at {{ labels.instance }}" }\n`);
+  await writeFile(join(rulesDir, 'storm.yml'), o.rules ?? `rules:\n  - name: storm-notify\n    match: ['alertname="StormAlert"']\n    action: notify\n    params: { instructions: "look at {{ labels.instance }}" }\n`);
+  if (isStale()) build();
   const env = {
     HOST: '127.0.0.1', PORT: '0', REDIS_URL: o.redisUrl, DATABASE_URL: o.databaseUrl, DATABASE_SCHEMA: schema, QUEUE_PREFIX: prefix,
     RULES_DIR: rulesDir, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(o.concurrency), SHUTDOWN_GRACE: '5000', ...o.env,
@@ -212,11 +227,11 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
       const now = `${row.runs}/${row.done}`;
       still = now === last ? still + 1 : 0;
       last = now;
-      if ((row.done >= o.alerts && still >= 4) || still >= 40) break;
+      if ((row.done >= (o.expectedRuns ?? o.alerts) && still >= 4) || still >= 40) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    const [counts] = await q(`SELECT count(*)::int AS runs, count(DISTINCT fingerprint)::int AS alerts,
-        count(*) FILTER (WHERE state NOT IN ('notified', 'succeeded', 'dry_run'))::int AS stuck,
+    const [counts] = await q(`SELECT count(*)::int AS runs, count(DISTINCT (fingerprint, rule))::int AS alerts,
+        count(*) FILTER (WHERE state IN ('queued', 'running', 'retrying'))::int AS stuck,
         extract(epoch FROM max(finished_at))::float8 * 1000 AS last_end, extract(epoch FROM min(started_at))::float8 * 1000 AS first_start,
         percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - queued_at)) * 1000 AS p50,
         percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - queued_at)) * 1000 AS p99,
@@ -228,12 +243,13 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     const busySeconds = (counts.last_end - counts.first_start) / 1000;
     return {
       mode: o.fault ? `${o.mode}, ${o.fault.name}` : o.pace ? `${o.mode}, ${o.pace} webhooks/s` : o.mode, alerts: o.alerts, copies: o.copies ?? 3, webhooks: sent.webhooks, non200: sent.non200, sendSeconds,
-      runs: counts.runs, lost: o.alerts - counts.alerts, doubled: counts.runs - counts.alerts, reruns: Math.max(0, started.n - counts.runs), stuck: counts.stuck,
+      runs: counts.runs, lost: (o.expectedRuns ?? o.alerts) - counts.alerts, doubled: counts.runs - counts.alerts, reruns: Math.max(0, started.n - counts.runs), stuck: counts.stuck,
       lastRunAfterLastWebhook: (counts.last_end - sent.lastAnswer) / 1000,
       startP50: counts.p50, startP99: counts.p99, startMax: counts.max,
       runsPerSecond: counts.runs / busySeconds, runsPerSecondPerWorker: counts.runs / busySeconds / workers,
       rss: Object.fromEntries(procs.map((p) => [p.name, Math.round(p.maxRss)])),
       startRss: Object.fromEntries(procs.map((p) => [p.name, p.startRss])),
+      note: o.fault?.check ? await o.fault.check(q, schema) : undefined,
     };
   } finally {
     clearInterval(sampler);
@@ -263,6 +279,7 @@ export function printStorm(r: StormResult): void {
     `| ${r.mode} | ${r.alerts} x ${r.copies} | ${r.webhooks} | ${r.non200} | ${f(r.sendSeconds)} | ${r.runs} | ${r.lost} | ${r.doubled} | ${r.reruns} | ${r.stuck} | ${f(r.lastRunAfterLastWebhook)} | ` +
       `${f(r.startP50, 0)} | ${f(r.startP99, 0)} | ${f(r.startMax, 0)} | ${f(r.runsPerSecond, 0)} | ${f(r.runsPerSecondPerWorker, 0)} | ${Object.entries(r.rss).map(([k, v]) => `${k} ${v} (${r.startRss[k]} at start)`).join(', ')} |`,
   );
+  if (r.note) console.log(`|  | ${r.note} |`);
 }
 
 export const STORM_HEADER = [

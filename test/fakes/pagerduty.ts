@@ -67,6 +67,11 @@ export class FakePagerDuty {
     await closeServer(this.server);
   }
 
+  /** Ends every injected failure and hang still pending (the end of an outage window). */
+  clearFaults(): void {
+    for (const i of this.injected) i.count = 0;
+  }
+
   /** Answer the next `count` calls (of one API, or any) with `status`; 429 may carry Retry-After. */
   failNext(status: number, count = 1, opts: { api?: 'events' | 'rest' | 'all'; retryAfter?: string; body?: unknown } = {}): void {
     this.injected.push({ status, count, api: opts.api ?? 'events', retryAfter: opts.retryAfter, body: opts.body });
