@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const pd = await new FakePagerDuty().start();
   const notifierEnv = {
     SLACK_BOT_TOKEN: slack.token, SLACK_API_URL: slack.url, SLACK_CHANNEL: '#storm',
-    PAGERDUTY_ROUTING_KEY: 'storm-routing-key-0123456789abcdef', PAGERDUTY_EVENTS_URL: pd.url,
+    PAGERDUTY_ROUTING_KEY: 'storm0123456789abcdef0123456789a', PAGERDUTY_EVENTS_URL: pd.url,
   };
   // A target that accepts connections and never answers (its sockets are kept until the end).
   const hanging: Server = createHttpServer(() => {});

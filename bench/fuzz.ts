@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { FakeBreaker } from '../test/fakes/breaker.js';
-import { missingFromAudit, sendFuzz } from '../test/helpers/fuzz.js';
+import { fuzzRules, missingFromAudit, sendFuzz } from '../test/helpers/fuzz.js';
 import { startRemediator } from '../test/helpers/process.js';
 import { dropPrefix, eventually } from '../test/helpers/service.js';
 
@@ -36,20 +36,7 @@ const prefix = `fuzz-${id}`;
 const breaker = await new FakeBreaker().start();
 breaker.state = 'closed';
 const rulesDir = await mkdtemp(join(tmpdir(), 'remediator-fuzz-'));
-await writeFile(join(rulesDir, 'fuzz.yml'), `
-targets:${breaker.targetYaml('checkout')}${breaker.targetYaml('cart')}
-rules:
-  - name: breaker-by-deployment
-    match: ['alertname=~"HighErrorRate|Retry500|Lab.*"']
-    action: breaker-reset
-    target: "{{ labels.deployment }}"
-    params: { poll_interval: 10ms, verify_timeout: 2s }
-    cooldown: 1m
-  - name: page-the-rest
-    match: ['severity=~".+"', 'remediation!="rollout-restart"']
-    action: notify
-    cooldown: 1m
-`);
+await writeFile(join(rulesDir, 'fuzz.yml'), fuzzRules(breaker, 'cooldown: 1m'));
 const proc = await startRemediator({
   PORT: '0', HOST: '127.0.0.1', RULES_DIR: rulesDir, REDIS_URL: redisUrl, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema,
   QUEUE_PREFIX: prefix, WEBHOOK_TOKEN: 'fuzz-token', BREAKER_TOKEN: breaker.token, WEBHOOK_MAX_BYTES: '262144',

@@ -195,7 +195,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
   if (isStale()) build();
   const env = {
     HOST: '127.0.0.1', PORT: '0', REDIS_URL: o.redisUrl, DATABASE_URL: o.databaseUrl, DATABASE_SCHEMA: schema, QUEUE_PREFIX: prefix,
-    RULES_DIR: rulesDir, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(o.concurrency), SHUTDOWN_GRACE: '5000', ...o.env,
+    RULES_DIR: rulesDir, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(o.concurrency), SHUTDOWN_GRACE: '5000', METRICS_PORT: '0', ...o.env,
   };
   const procs: Proc[] = [];
   const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 2 });

@@ -180,3 +180,25 @@ export async function missingFromAudit(pool: pg.Pool, schema: string, expected: 
   const found = new Map(rows.map((r) => [r.group_key, r.n]));
   return [...expected].filter(([k, n]) => found.get(k) !== n).map(([k, n]) => [k, n, found.get(k) ?? 0]);
 }
+
+/**
+ * The rules the fuzz runs against: a breaker reset on a target templated from a label (so hostile
+ * labels meet the target check) and a notify rule with a templated param. `extra` is added to both
+ * rules (e.g. `cooldown: 1m` for the thousands of the bench).
+ */
+export function fuzzRules(breaker: { targetYaml(name: string): string }, extra = ''): string {
+  const more = extra ? `\n    ${extra.trim().split('\n').join('\n    ')}` : '';
+  return `
+targets:${breaker.targetYaml('checkout')}${breaker.targetYaml('cart')}
+rules:
+  - name: breaker-by-deployment
+    match: ['alertname=~"HighErrorRate|Retry500|Lab.*"']
+    action: breaker-reset
+    target: "{{ labels.deployment }}"
+    params: { poll_interval: 10ms, verify_timeout: 2s }${more}
+  - name: page-the-rest
+    match: ['severity=~".+"', 'remediation!="rollout-restart"']
+    action: notify
+    params: { instructions: "Look at {{ labels.instance }}" }${more}
+`;
+}

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeBreaker } from '../fakes/breaker.js';
-import { missingFromAudit, sendFuzz } from '../helpers/fuzz.js';
+import { fuzzRules, missingFromAudit, sendFuzz } from '../helpers/fuzz.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 /**
@@ -17,21 +17,7 @@ before(async () => {
   breaker.state = 'closed';
   svc = await startTestService({
     rules: {
-      'fuzz.yml': `
-targets:${breaker.targetYaml('checkout')}${breaker.targetYaml('cart')}
-rules:
-  - name: breaker-by-deployment
-    match: ['alertname=~"HighErrorRate|Retry500|Lab.*"']
-    action: breaker-reset
-    target: "{{ labels.deployment }}"
-    params: { poll_interval: 10ms, verify_timeout: 2s }
-    attempts: 2
-    backoff: 50ms
-  - name: page-the-rest
-    match: ['severity=~".+"', 'remediation!="rollout-restart"']
-    action: notify
-    params: { instructions: "Look at {{ labels.instance }}" }
-`,
+      'fuzz.yml': fuzzRules(breaker, 'attempts: 2\nbackoff: 50ms'),
     },
     env: { BREAKER_TOKEN: breaker.token, WEBHOOK_MAX_BYTES: '262144' },
   });
