@@ -6,7 +6,7 @@
  *
  * Three kinds of process, never more than one server at a time:
  * - this orchestrator (idle while a scenario runs: it only samples CPU counters);
- * - the server under test, a child process: `node --import tsx src/main.ts` (exactly `npm start`)
+ * - the server under test, a child process: `node --import tsx src/main.ts` (the sources that `npm start` runs compiled)
  *   with its own QUEUE_PREFIX, DATABASE_SCHEMA and a copy of the rules, or the bare endpoint;
  * - the load generator, another child process: 32 keep-alive connections (node:http Agent),
  *   one loop each, a warm-up then a fixed measuring window.
