@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { answerAndClose } from './http-edge.js';
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import type { SafetyAudit } from '../audit/safety-store.js';
@@ -67,7 +68,7 @@ export function pagerDutyWebhookRouter(deps: PagerDutyWebhookDeps): Router {
     if (!secret) return void res.status(403).json({ error: 'PagerDuty webhooks disabled: set PAGERDUTY_WEBHOOK_SECRET' });
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!pagerDutySignatureValid(raw, req.header('x-pagerduty-signature'), secret)) {
-      return void res.status(401).set('Connection', 'close').json({ error: 'bad or missing X-PagerDuty-Signature' });
+      return answerAndClose(res, 401, { error: 'bad or missing X-PagerDuty-Signature' });
     }
     let body: unknown;
     try {

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { answerAndClose } from './http-edge.js';
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import type { AuditStore } from '../audit/store.js';
@@ -61,7 +62,7 @@ export function slackInteractionsRouter(deps: SlackInteractionDeps): Router {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const nowS = Math.floor(deps.operator.now().getTime() / 1000);
     if (!slackSignatureValid(raw, req.header('x-slack-request-timestamp'), req.header('x-slack-signature'), secret, nowS)) {
-      return void res.status(401).set('Connection', 'close').json({ error: 'bad, missing or stale Slack signature' });
+      return answerAndClose(res, 401, { error: 'bad, missing or stale Slack signature' });
     }
     let payload: unknown;
     try {
@@ -76,7 +77,7 @@ export function slackInteractionsRouter(deps: SlackInteractionDeps): Router {
     }
     const p = parsed.data;
     if (!(await deps.operator.store.firstSeen('slack', p.trigger_id, SLACK_MAX_AGE_S * 2))) {
-      return void res.status(401).set('Connection', 'close').json({ error: 'replayed Slack request' });
+      return answerAndClose(res, 401, { error: 'replayed Slack request' });
     }
     const action = p.actions[0]!;
     if (action.action_id === PAUSE_RULE_ACTION) return void res.status(200).json(await pauseRule(deps, p.user.id, action.value ?? ''));
