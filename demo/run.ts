@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { webhookFor } from '../src/cli/alert.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { DependencyError, redactUrl } from '../src/dependencies.js';
+import { DependencyError, redactUrl } from '../src/core/dependencies.js';
 import { createLogger } from '../src/log.js';
 import { RuleLoadError } from '../src/rules/load.js';
 import { jobIdFor } from '../src/rules/table.js';

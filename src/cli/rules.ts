@@ -1,5 +1,5 @@
 import { heldBy } from './replay.js';
-import { budgetsFor } from '../safety/gates.js';
+import { budgetsFor } from '../run/gates.js';
 import { formatDuration } from '../rules/duration.js';
 import { readFile } from 'node:fs/promises';
 import type { Registry } from '../remediations/registry.js';
@@ -8,7 +8,7 @@ import { loadRules, type RuleTable } from '../rules/load.js';
 import { formatProblem, sortProblems } from '../rules/problems.js';
 import { missingSecrets, unsetSecrets } from '../rules/secrets.js';
 import { decide } from '../rules/table.js';
-import { webhookSchema } from '../receivers/payload.js';
+import { webhookSchema } from '../core/alert.js';
 import { parseLabelSet, webhookFor } from './alert.js';
 
 export interface Out {

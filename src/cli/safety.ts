@@ -1,12 +1,12 @@
 import { userInfo } from 'node:os';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { migrate } from '../audit/migrate.js';
-import { SafetyAudit } from '../audit/safety-store.js';
+import { migrate } from '../store/migrate.js';
+import { SafetyAudit } from '../store/safety-audit.js';
 import type { Config } from '../config.js';
-import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../safety/operator.js';
-import { SafetyStore } from '../safety/store.js';
-import { Approvals, decideApproval } from '../safety/approvals.js';
+import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../run/operator.js';
+import { SafetyStore } from '../redis/safety-state.js';
+import { Approvals, decideApproval } from '../redis/approvals.js';
 
 export const safetyUsage = `  pause <all|rule:NAME|action:NAME|target:NAME> --reason TEXT [--until ISO | --for 30m] [--by NAME]
                                 stop automation there (runs are recorded as skipped: paused)

@@ -9,7 +9,7 @@
  * field 2000, context 10 elements).
  */
 import { truncate } from '../core/text.js';
-import type { RunState } from '../audit/store.js';
+import type { RunState } from '../store/journal-store.js';
 import type { AlertInfo } from '../remediations/types.js';
 import type { RunEvent } from './events.js';
 

@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { RuleTable } from '../rules/load.js';
-import { appendDelivery } from '../queue/delivery-stream.js';
+import { appendDelivery } from '../redis/delivery-stream.js';
 import type { Metrics } from '../metrics.js';
-import { webhookCheck } from './payload.js';
-import { certainlyValid } from './payload-check.js';
+import { webhookCheck } from '../core/alert.js';
+import { certainlyValid } from '../core/alert-check.js';
 
 export interface AcceptDeps {
   table: () => RuleTable | undefined;

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basePayloads, makeCase, prng } from '../helpers/fuzz.js';
-import { certainlyValid } from '../../src/receivers/payload-check.js';
-import { webhookCheck } from '../../src/receivers/payload.js';
+import { certainlyValid } from '../../src/core/alert-check.js';
+import { webhookCheck } from '../../src/core/alert.js';
 
 // The quick check may only say "valid" where the schema does: otherwise a bad body would be accepted.
 test('the quick check never passes a body the schema refuses (fuzz corpus), and passes the reference payloads', () => {

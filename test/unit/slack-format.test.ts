@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { RunState } from '../../src/audit/store.js';
+import type { RunState } from '../../src/store/journal-store.js';
 import type { RunEvent } from '../../src/notifiers/events.js';
 import { alertmanagerUrl, formatDetails, importantLabels, renderReply, renderRoot, stateLabel, type RootView, type SlackBlock } from '../../src/notifiers/slack-format.js';
 import type { AlertInfo } from '../../src/remediations/types.js';

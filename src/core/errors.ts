@@ -1,4 +1,4 @@
-import { DeadlineError } from '../core/deadline.js';
+import { DeadlineError } from './deadline.js';
 
 /**
  * The error taxonomy. A remediation throws a PermanentError when retrying cannot help

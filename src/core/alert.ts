@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isRfc3339, storable, storableRecord } from '../core/text.js';
+import { isRfc3339, storable, storableRecord } from './text.js';
 
 /**
  * Alertmanager webhook payload, version 4 (notify/webhook/webhook.go). Tolerant: unknown keys
