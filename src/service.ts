@@ -34,7 +34,8 @@ import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
 import { consequence, unsetSecrets, type SecretRef } from './rules/secrets.js';
-import { postgresError, redactUrl, redisError } from './core/dependencies.js';
+import { postgresError, redisError } from './core/dependencies.js';
+import { redactUrl } from './core/redact.js';
 import { releaseCooledNumbers, seedNumberPools } from './store/numbers.js';
 import { SafetyAudit } from './store/safety-audit.js';
 import { SafetyStore } from './redis/safety-state.js';
@@ -306,7 +307,6 @@ function httpUrl(server: Server): string {
   return `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 }
 
-export { redactUrl } from './core/dependencies.js';
 
 /**
  * One warning per secret the rules name that this worker's environment lacks: otherwise it is

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { ident } from '../store/migrate.js';
 import type { Config } from '../config.js';
 import { webhookSchema } from '../core/alert.js';
-import type { AlertInfo } from '../remediations/types.js';
+import type { AlertInfo } from '../core/alert.js';
 import { parseDuration } from '../rules/duration.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide } from '../rules/table.js';

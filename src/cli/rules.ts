@@ -3,7 +3,7 @@ import { budgetsFor } from '../run/gates.js';
 import { formatDuration } from '../rules/duration.js';
 import { readFile } from 'node:fs/promises';
 import type { Registry } from '../remediations/registry.js';
-import type { AlertInfo } from '../remediations/types.js';
+import type { AlertInfo } from '../core/alert.js';
 import { loadRules, type RuleTable } from '../rules/load.js';
 import { formatProblem, sortProblems } from '../rules/problems.js';
 import { missingSecrets, unsetSecrets } from '../rules/secrets.js';

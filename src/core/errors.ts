@@ -1,10 +1,11 @@
 import { DeadlineError } from './deadline.js';
 
 /**
- * The error taxonomy. A remediation throws a PermanentError when retrying cannot help
- * (target not declared, forbidden, 4xx, bad params, nothing left to do it with); anything
- * else is transient and retried with the rule's backoff. Only the worker wrapper
- * (src/queue/remediation-worker.ts) maps PermanentError to BullMQ's UnrecoverableError.
+ * The one error taxonomy, for remediations, notifiers and dependencies alike. Code that calls out
+ * throws a PermanentError when retrying cannot help (target not declared, forbidden, a 4xx, bad
+ * params, nothing left to do it with), a RateLimitedError when the other side asked to wait, and
+ * anything else is transient and retried with backoff. Each worker maps these to BullMQ in one
+ * place (a PermanentError becomes UnrecoverableError); the reason is an audit field and a metric label.
  */
 export type FailureReason =
   | 'refused_target'
@@ -18,11 +19,12 @@ export type FailureReason =
   | 'no_spare'
   | 'rule_removed'
   | 'unavailable'
+  | 'rate_limited'
   | 'timeout'
   | 'error';
 
 export class PermanentError extends Error {
-  override readonly name = 'PermanentError';
+  override readonly name: string = 'PermanentError';
   constructor(
     readonly reason: FailureReason,
     message: string,
@@ -33,11 +35,38 @@ export class PermanentError extends Error {
 }
 
 export class TransientError extends Error {
-  override readonly name = 'TransientError';
+  override readonly name: string = 'TransientError';
   constructor(
     readonly reason: FailureReason,
     message: string,
     readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The other side said "too many": try again after `retryAfterMs`, without counting it as a failure. */
+export class RateLimitedError extends TransientError {
+  override readonly name = 'RateLimitedError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super('rate_limited', message, { retryAfterMs });
+  }
+}
+
+/**
+ * A dependency (PostgreSQL, Redis) that is down or refuses us, in plain words: which one, which
+ * variable points at it, and what to do (src/core/dependencies.ts builds these).
+ */
+export class DependencyError extends Error {
+  override readonly name = 'DependencyError';
+  constructor(
+    readonly dependency: 'PostgreSQL' | 'Redis',
+    message: string,
+    /** What to do about it, for the person reading the error. */
+    readonly fix: string,
   ) {
     super(message);
   }

@@ -1,4 +1,4 @@
-import type { AlertInfo } from '../remediations/types.js';
+import type { AlertInfo } from '../core/alert.js';
 import type { FailureReason } from '../core/errors.js';
 import type { NotifySpec } from '../rules/schema.js';
 import type { SafetyReason } from '../run/gates.js';

@@ -3,7 +3,7 @@ import type { SafetyAudit } from '../store/safety-audit.js';
 import { formatDuration } from '../core/duration.js';
 import { dedupKeyFor, pageDedupKey, policyOf } from '../notifiers/pagerduty-events.js';
 import type { CompiledRule, RuleTable } from '../rules/load.js';
-import type { JobSpec } from '../rules/table.js';
+import type { JobSpec } from '../core/run.js';
 import type { BudgetKey, SafetyStore } from '../redis/safety-state.js';
 import type { Approvals } from '../redis/approvals.js';
 import { judgeEffective, judgeIneffective, streakText } from './verdict.js';

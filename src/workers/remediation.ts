@@ -9,7 +9,7 @@ import type { EventSink, RunEvent } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
 import { formatDuration } from '../rules/duration.js';
 import type { CompiledRule, RuleTable } from '../rules/load.js';
-import type { JobSpec } from '../rules/table.js';
+import type { JobSpec } from '../core/run.js';
 import { abortMessage, deadline, DeadlineError } from '../core/deadline.js';
 import { PermanentError, reasonOf, TransientError } from '../core/errors.js';
 import type { Registry } from '../remediations/registry.js';

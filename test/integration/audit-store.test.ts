@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuditStore, type IngestRecord } from '../../src/store/journal-store.js';
-import type { JobSpec } from '../../src/rules/table.js';
+import type { JobSpec } from '../../src/core/run.js';
 import { alert } from '../helpers/context.js';
 import { testSchema } from '../helpers/pg.js';
 

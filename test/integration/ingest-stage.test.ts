@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { silentLogger } from '../../src/log.js';
 import { compileRules } from '../../src/rules/load.js';
 import { buildRegistry } from '../../src/remediations/registry.js';
-import { jobIdFor } from '../../src/rules/table.js';
+import { jobIdFor } from '../../src/core/run.js';
 import { appendDelivery, INGEST_GROUP, readDeliveries, ensureGroup, streamKey } from '../../src/redis/delivery-stream.js';
 import { fanOut, startIngestStage } from '../../src/workers/intake.js';
 import type { IngestRecord } from '../../src/store/journal-store.js';

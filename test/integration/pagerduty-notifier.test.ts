@@ -13,7 +13,7 @@ import type { Notifier } from '../../src/notifiers/types.js';
 import { startNotificationWorker } from '../../src/workers/notification.js';
 import { QUEUES } from '../../src/redis/connection.js';
 import type { NotifySpec } from '../../src/rules/schema.js';
-import type { JobSpec } from '../../src/rules/table.js';
+import type { JobSpec } from '../../src/core/run.js';
 import { FakePagerDuty } from '../fakes/pagerduty.js';
 import { alert } from '../helpers/context.js';
 import { testSchema } from '../helpers/pg.js';

@@ -12,9 +12,9 @@ import { createSlackClient, createSlackNotifier } from '../../src/notifiers/slac
 import { NotifyNotYetError, NotifyRetryAfterError, type Notifier } from '../../src/notifiers/types.js';
 import { startNotificationWorker } from '../../src/workers/notification.js';
 import { makeQueue, QUEUES } from '../../src/redis/connection.js';
-import type { AlertInfo } from '../../src/remediations/types.js';
+import type { AlertInfo } from '../../src/core/alert.js';
 import type { NotifySpec } from '../../src/rules/schema.js';
-import type { JobSpec } from '../../src/rules/table.js';
+import type { JobSpec } from '../../src/core/run.js';
 import { FakeSlack } from '../fakes/slack.js';
 import { testSchema } from '../helpers/pg.js';
 
