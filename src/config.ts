@@ -40,6 +40,8 @@ const envSchema = z.object({
   SLACK_BOT_TOKEN: z.string().min(1).optional(),
   SLACK_API_URL: z.string().url().default('https://slack.com/api/'),
   SLACK_CHANNEL: z.string().min(1).optional(),
+  /** A rule that queues more runs than this in one minute has its runs summarized in one message per channel (0: never). */
+  SLACK_DIGEST_AFTER: z.coerce.number().int().min(0).default(5),
   PAGERDUTY_ROUTING_KEY: z.string().min(1).optional(),
   PAGERDUTY_EVENTS_URL: z.string().url().default('https://events.pagerduty.com'),
   PAGERDUTY_API_TOKEN: z.string().min(1).optional(),

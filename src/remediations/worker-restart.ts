@@ -257,6 +257,7 @@ rules:
         restartedAt: annotations[RESTARTED_AT],
       });
     } else {
+      await ctx.step(`Restarting ${where}: PATCH ${RESTARTED_AT}=${restartedAt}`, { restartedAt }, { intent: true });
       const patched = await call(
         ctx,
         `patch ${where}`,

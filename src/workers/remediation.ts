@@ -179,7 +179,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     if (final) {
       await end('failed', `Failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${message}`, { reason, error: message, details });
     } else {
-      await record({ type: 'retrying', message: `Attempt ${attempt} of ${maxAttempts} failed: ${message}. Retrying.`, reason, error: message, details });
+      await record({ type: 'retrying', message: `Attempt ${attempt} failed: ${message}`, reason, error: message, details });
       log.warn('attempt failed, will retry', { reason, error: message });
     }
     if (permanent) throw new UnrecoverableError(message);

@@ -92,7 +92,7 @@ rules:
     // Updates only after the post, and the thread's replies in order.
     const firstUpdate = slack.okCalls('chat.update')[0]!;
     assert.ok(firstUpdate.at >= posts[0]!.at);
-    const expected = [/Breaker state before: open/, /Reset sent: POST/, /Breaker state after: closed/, /Succeeded/, /Alert resolved/];
+    const expected = [/Breaker state before: open/, /Sending reset: POST/, /Reset sent: POST/, /Breaker state after: closed/, /Succeeded/, /Alert resolved/];
     // Events that came together are told in one reply: the thread tells each once, in order.
     await eventually(async () => slack.threadLines('#image-gen-ops', root.ts).length >= expected.length, 'all thread lines');
     const lines = slack.threadLines('#image-gen-ops', root.ts);

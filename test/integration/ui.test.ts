@@ -119,7 +119,7 @@ rules:
     const api = await get('/ui/queues/api/queues', { cookie, accept: 'application/json' });
     assert.equal(api.status, 200);
     const { queues } = (await api.json()) as { queues: { name: string; readOnlyMode: boolean }[] };
-    assert.deepEqual(queues.map((q) => q.name).sort(), ['ingest', 'notify-pagerduty', 'notify-slack', 'remediations']);
+    assert.deepEqual(queues.map((q) => q.name).sort(), ['notify', 'remediations', 'verify']);
     assert.ok(queues.every((q) => q.readOnlyMode));
     const retry = await fetch(`${svc.url}/ui/queues/api/queues/remediations/retry/failed`, { method: 'PUT', headers: { cookie } });
     assert.equal(retry.status, 405);
