@@ -1,4 +1,3 @@
-import type { ControlEntry } from './ui/rules-page.js';
 import { setMaxListeners } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:http';
@@ -40,6 +39,8 @@ import { SafetyAudit } from './audit/safety-store.js';
 import { SafetyStore } from './safety/store.js';
 import { Approvals } from './safety/approvals.js';
 import { startVerifyWorker, VERIFY_QUEUE } from './safety/verify-worker.js';
+import { safetyInForce } from './ui/in-force.js';
+import { ReloadStatus } from './rules/reload-status.js';
 
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
@@ -61,6 +62,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   const registry = opts.registry ?? buildRegistry();
   let table = await loadRules(config.RULES_DIR, registry);
   const metrics = createMetrics();
+  const reloads = new ReloadStatus();
   metrics.rulesLoaded(true, false);
   const receiver = config.REMEDIATOR_ROLE !== 'worker';
   const workers = config.REMEDIATOR_ROLE !== 'receiver';
@@ -189,9 +191,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     };
     const operatorStore = new SafetyStore(plain, prefix);
     const app = createApp({
-      ...webhook, audit, pool, adminToken: config.ADMIN_TOKEN,
+      ...webhook, audit, pool, adminToken: config.ADMIN_TOKEN, viewerToken: config.VIEWER_TOKEN, reloads,
       schema: config.DATABASE_SCHEMA, metrics, queues: () => metricQueues, persistence: persistence.current,
-      ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:'), controls: () => controlsOf(operatorStore) },
+      ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:'), inForce: safetyInForce({ store: operatorStore, redis: plain, prefix }) },
       operator: { store: operatorStore, audit: safetyAudit, approvals: new Approvals(plain, prefix, safetyAudit), now: () => new Date() },
       slack: config.SLACK_BOT_TOKEN ? createSlackClient({ token: config.SLACK_BOT_TOKEN, apiUrl: config.SLACK_API_URL, log }) : undefined,
       pagerDutyWebhookSecret: config.PAGERDUTY_WEBHOOK_SECRET, slackSigningSecret: config.SLACK_SIGNING_SECRET, sink,
@@ -213,7 +215,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   // A worker-only process has no webhook port: its metrics, /healthz and /readyz get a small one.
   let metricsServer: Server | undefined;
   if (!receiver) {
-    metricsServer = await listen(metricsApp({ metrics, persistence: persistence.current, health: { redis: plain, pool, table: () => table } }), {
+    metricsServer = await listen(metricsApp({ metrics, persistence: persistence.current, health: { redis: plain, pool, table: () => table, reloads } }), {
       port: config.METRICS_PORT, host: config.HOST,
       headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     });
@@ -231,6 +233,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
         const next = await loadRules(config.RULES_DIR, registry);
         table = next;
         metrics.rulesLoaded(true, true);
+        reloads.succeeded(reason);
         log.info('rules reloaded', { reason, rules: next.rules.length, targets: next.targets.size });
         if (workers) warnMissingSecrets(next, env, log);
         // New seed numbers in number-pool targets (insert-if-missing; never overwrites a state).
@@ -244,6 +247,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
         metrics.rulesLoaded(false, true);
         const problems = err instanceof RuleLoadError ? err.problems : [(err as Error).message];
         log.error('rules reload refused, keeping the previous rules', { reason, problems });
+        reloads.refused(reason, problems);
         return false;
       }
     },
@@ -319,14 +323,4 @@ function warnMissingSecrets(table: RuleTable, env: NodeJS.ProcessEnv, log: Logge
     const usedBy = refs.map((r) => `${r.subject} ${r.path} (${r.file}:${r.line})`);
     log.warn(`rule secret ${variable} is not set: ${consequence(refs[0]!)}`, { variable, usedBy });
   }
-}
-
-/** Pauses and quarantines as the status page lists them (src/ui/rules-page.ts). */
-async function controlsOf(store: SafetyStore): Promise<ControlEntry[]> {
-  const now = new Date();
-  const [pauses, quarantines] = await Promise.all([store.pauses(now), store.quarantines()]);
-  return [
-    ...pauses.map((p): ControlEntry => ({ kind: 'pause', scope: p.scope, reason: p.reason, by: p.by, since: new Date(p.at), until: p.until ? new Date(p.until) : undefined })),
-    ...quarantines.map((q): ControlEntry => ({ kind: 'quarantine', scope: `rule ${q.rule} on ${q.target}`, reason: q.reason, since: new Date(q.at) })),
-  ];
 }

@@ -12,7 +12,7 @@ describe('status page (/ui)', () => {
   const evil = '<script>alert("pwned")</script>';
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${svc.url}${path}`, { headers: { accept: 'text/html', ...headers }, redirect: 'manual' });
   const login = (token: string) =>
-    fetch(`${svc.url}/ui/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }), redirect: 'manual' });
+    fetch(`${svc.url}/ui/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ name: 'alice', token }), redirect: 'manual' });
 
   before(async () => {
     breaker = await new FakeBreaker().start();
