@@ -33,9 +33,9 @@ The previous table keeps running${f.table ? html` (${plural(f.table.rules, 'rule
 function entryBanner(f: Frame, e: InForce): Html {
   const href = e.href ? safeHref(e.href) : undefined;
   const scope = href ? html`<a href="${href}" rel="noreferrer">${e.scope}</a>` : html`<strong>${e.scope}</strong>`;
-  const until = e.until ? html`until ${time(e.until)}` : e.untilText ?? '';
+  const until = e.until ? html`until <span class="t">${time(e.until)}</span>` : e.untilText ?? '';
   return html`<div class="banner" data-kind="${e.kind}" data-key="${e.key ?? ''}"><span class="what"><span class="kind">${LABEL[e.kind]}</span>${scope}${
-    e.reason ? html` · why: ${e.reason}` : ''}${e.by ? html` · by ${e.by}` : ''}${e.since ? html` · since ${time(e.since)}` : ''} · ${until}</span>${operates(f) ? buttons(f, e) : ''}</div>`;
+    e.reason ? html` · why: ${e.reason}` : ''}${e.by ? html` · by ${e.by}` : ''}${e.since ? html` · since <span class="t">${time(e.since)}</span>` : ''} · ${until}</span>${operates(f) ? buttons(f, e) : ''}</div>`;
 }
 
 /** The operator's way to end it from here (POST forms with the session's CSRF token; no script). */

@@ -3,18 +3,19 @@ import type { RuleTable } from '../rules/load.js';
 import { html, type Html } from './html.js';
 import { badge, duration, percent, ruleRunsHref, runHref, time } from './format.js';
 import { page } from './layout.js';
+import { NAME_CHARS } from './runs-page.js';
 import { plural } from './banners.js';
 import { operates, type Frame } from './frame.js';
 
 /** The rule table as loaded, each rule with its recent runs and success rate; operators can pause from here. */
 export function rulesPage(f: Frame, table: RuleTable, stats: Map<string, RuleStats>, windowLabel: string): string {
   return page(f, 'Rules', 'rules', html`<h1>Rules <span class="muted">(${plural(table.rules.length, 'rule')} loaded at ${time(table.loadedAt)})</span></h1>
-<table id="rules" class="cards"><thead><tr><th>Rule</th><th>Matches</th><th>Action</th><th>Target</th><th>Limits</th><th>Runs (${windowLabel})</th><th>Success</th><th>Last runs</th></tr></thead><tbody>
+<table id="rules" class="cards"><thead><tr><th>Rule</th><th>Matches</th><th>Action</th><th>Target</th><th>Limits</th><th class="wrap">Runs (${windowLabel})</th><th>Success</th><th>Last runs</th></tr></thead><tbody>
 ${table.rules.map((r) => {
   const s = stats.get(r.spec.name);
-  return html`<tr data-rule="${r.spec.name}"><td data-label="Rule"><div><a class="name" href="${ruleRunsHref(r.spec.name)}">${r.spec.name}</a>${r.spec.dry_run ? html` <span class="badge other">dry run</span>` : ''}
+  return html`<tr data-rule="${r.spec.name}"><td data-label="Rule"><div><a class="${r.spec.name.length <= NAME_CHARS ? 'name' : ''}" href="${ruleRunsHref(r.spec.name)}">${r.spec.name}</a>${r.spec.dry_run ? html` <span class="badge other">dry run</span>` : ''}
 <br><span class="muted">${r.file}</span>${r.spec.description ? html`<br>${r.spec.description}` : ''}</div></td>
-<td data-label="Matches"><div>${r.spec.match.map((m) => html`<code>${m}</code><br>`)}${r.spec.when === 'resolved' ? html`<span class="muted">when resolved</span>` : ''}</div></td>
+<td data-label="Matches"><div>${r.spec.match.map((m) => html`<code class="matcher">${m}</code><br>`)}${r.spec.when === 'resolved' ? html`<span class="muted">when resolved</span>` : ''}</div></td>
 <td data-label="Action"><span class="name">${r.spec.action}</span></td><td data-label="Target">${r.spec.target ?? ''}</td>
 <td data-label="Limits"><div class="nowrap">${plural(r.spec.attempts, 'attempt')}<br>timeout ${duration(r.spec.timeout)}${r.spec.cooldown ? html`<br>cooldown ${duration(r.spec.cooldown)}` : ''}</div></td>
 <td class="num" data-label="Runs">${s?.total ?? 0}${s?.failed ? html`<br><span class="muted">${s.failed} failed</span>` : ''}</td>

@@ -28,14 +28,22 @@ ${older ? html`<p class="pager"><a href="${older}" rel="next">Older runs →</a>
 
 /** A table on wide screens, one card per run on a phone (table.cards, see style.ts). */
 function runsTable(runs: RunRow[]): Html {
-  return html`<table id="runs" class="cards"><thead><tr><th>Queued</th><th>Rule</th><th>Alert</th><th>Target</th><th>Outcome</th><th>Attempts</th><th>Waited</th><th>Took</th><th>Summary</th></tr></thead><tbody>
+  return html`<table id="runs" class="cards"><thead><tr><th>Queued</th><th>Rule</th><th>Alert</th><th>Target</th><th>Outcome</th><th>Timing</th><th>Summary</th></tr></thead><tbody>
 ${runs.map((r) => html`<tr data-job="${r.job_id}">
 <td class="nowrap" data-label="Queued"><a href="${runHref(r.job_id)}">${time(r.queued_at)}</a></td>
-<td data-label="Rule"><span class="name">${r.rule}</span></td><td data-label="Alert">${r.alertname ?? ''} <code class="muted">${r.fingerprint}</code></td><td data-label="Target">${r.target ?? ''}</td>
-<td data-label="Outcome">${badge(r.state)}${r.dry_run ? html` <span class="muted">dry run</span>` : ''}</td>
-<td class="num" data-label="Attempts">${r.attempts}</td><td class="num" data-label="Waited">${between(r.queued_at, r.started_at)}</td><td class="num" data-label="Took">${duration(r.duration_ms)}</td>
+<td data-label="Rule">${name(r.rule)}</td><td data-label="Alert">${r.alertname ?? ''}<br><code class="muted">${r.fingerprint}</code></td><td data-label="Target">${r.target ?? ''}</td>
+<td data-label="Outcome">${badge(r.state)}${r.dry_run ? html` <span class="muted">dry run</span>` : ''}<br><span class="muted">${plural(r.attempts, 'attempt')}</span></td>
+<td data-label="Timing" class="nowrap">${r.started_at ? html`waited ${between(r.queued_at, r.started_at)}` : ''}${r.duration_ms !== null ? html`<br>took ${duration(r.duration_ms)}` : ''}</td>
 <td data-label="Summary" class="summary">${clip(r.summary, SUMMARY_CHARS)}</td></tr>`)}
 </tbody></table>`;
+}
+
+/** Names up to this long stay on one line (48 characters fit beside the other columns at 1280 px). */
+export const NAME_CHARS = 48;
+
+/** A rule name on one line, unless it is so long that it would push the page sideways. */
+export function name(n: string): Html {
+  return html`<span class="${n.length <= NAME_CHARS ? 'name' : ''}">${n}</span>`;
 }
 
 /** Summaries are shown whole; only a runaway one (a dumped error body) is cut, and its run page has it all. */

@@ -1,7 +1,7 @@
 /**
  * The whole stylesheet, served at /ui/style.css so the pages' CSP needs no inline style.
- * Narrow screens (phones, up to 760 px): the header wraps, tables turn into cards whose cells
- * say their column (`data-label`), and long ids wrap instead of pushing the page sideways.
+ * Up to 1100 px the wide tables turn into cards whose cells say their column (`data-label`); on a
+ * phone (up to 760 px) the header wraps too, and long ids wrap instead of pushing the page sideways.
  */
 export const STYLE = `
 :root { --fg:#1d2433; --muted:#5b6478; --line:#dde1ea; --bg:#f6f7fa; --ok:#1f7a3d; --bad:#b42318; --busy:#9a6700; --warn-bg:#fff6e0; --warn-line:#e8c46a; --bad-bg:#fdecea; --bad-line:#f0a39a; }
@@ -21,14 +21,17 @@ h1 { font-size:20px; margin:4px 0 14px; overflow-wrap:anywhere; }
 h2 { font-size:16px; margin:22px 0 8px; }
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line); }
 th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
-td { overflow-wrap:anywhere; }
+td { overflow-wrap:break-word; }
 th { background:#eef0f5; font-weight:600; white-space:nowrap; }
+th.wrap { white-space:normal; }
+code.matcher { overflow-wrap:anywhere; }
 td.num { text-align:right; white-space:nowrap; }
-table.kv th { white-space:normal; overflow-wrap:anywhere; width:28%; }
+table.kv th { white-space:normal; overflow-wrap:break-word; width:28%; }
 td.nowrap, .nowrap { white-space:nowrap; }
 .name { white-space:nowrap; }
 code, pre { font:12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
-code { overflow-wrap:anywhere; }
+code { overflow-wrap:break-word; }
+.t { white-space:nowrap; }
 pre { background:#fff; border:1px solid var(--line); padding:10px; overflow:auto; white-space:pre-wrap; word-break:break-all; margin:4px 0; }
 a { color:#2457c5; }
 .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; background:#e7e9ef; color:var(--muted); white-space:nowrap; }
@@ -54,20 +57,30 @@ input, select, button { font:inherit; padding:4px 8px; }
 .banner button, form.pause button { cursor:pointer; }
 .all-clear { margin:0; font-size:13px; }
 form.pause { display:flex; gap:10px; align-items:end; flex-wrap:wrap; background:#fff; border:1px solid var(--line); padding:12px 16px; }
+@media (max-width: 1100px) {
+  /* Below this the wide tables no longer fit: one card per row, each cell saying its column. */
+  table.cards, table.cards tbody, table.cards tr, table.cards td { display:block; width:100%; }
+  table.cards { border:none; background:none; }
+  table.cards thead { display:none; }
+  table.cards tr { background:#fff; border:1px solid var(--line); border-radius:6px; margin-bottom:10px; padding:6px 0; }
+  table.cards td { border:none; padding:3px 12px 3px 7.5em; position:relative; text-align:left; white-space:normal; min-height:1.6em; overflow-wrap:anywhere; }
+  table.cards td::before { content:attr(data-label); position:absolute; left:12px; width:6em; color:var(--muted); font-size:12px; padding-top:1px; }
+  table.cards td[data-label=""] { padding-left:12px; }
+  table.cards td[data-label=""]::before { content:none; }
+  table.cards .name { white-space:normal; }
+}
+@media (min-width: 761px) and (max-width: 1100px) {
+  /* A tablet: runs and rules two cards abreast. */
+  #runs tbody, #rules tbody { display:grid; grid-template-columns:repeat(2, minmax(0, 1fr)); gap:10px; }
+  #runs tr, #rules tr { margin:0; }
+}
 @media (max-width: 760px) {
   header { padding:8px 12px; gap:6px 14px; }
   header .who { font-size:12px; }
   main { padding:12px; }
   .banners { padding:10px 12px 0; }
-  table.cards, table.cards tbody, table.cards tr, table.cards td { display:block; width:100%; }
-  table.cards { border:none; background:none; }
-  table.cards thead { display:none; }
-  table.cards tr { background:#fff; border:1px solid var(--line); border-radius:6px; margin-bottom:10px; padding:6px 0; }
-  table.cards td { border:none; padding:3px 12px 3px 7.5em; position:relative; text-align:left; white-space:normal; min-height:1.6em; }
-  table.cards td::before { content:attr(data-label); position:absolute; left:12px; width:6em; color:var(--muted); font-size:12px; padding-top:1px; }
-  table.cards td[data-label=""] { padding-left:12px; }
-  table.cards td[data-label=""]::before { content:none; }
-  .name { white-space:normal; overflow-wrap:anywhere; }
+  .name { white-space:normal; }
+  code { overflow-wrap:anywhere; }
   dl.facts { grid-template-columns:minmax(0, 1fr); gap:0; padding:10px 12px; }
   dl.facts dt { margin-top:6px; font-size:12px; }
 }

@@ -74,7 +74,7 @@ test('banners: who, why, until for each; buttons only for an operator session', 
     ],
   };
   const viewer = banners(base).text;
-  assert.match(viewer, /Paused.*rule:checkout.*why: db &lt;failover&gt;.*by admin-api:carol.*since 2026-01-01 10:00:00Z.*until 2026-01-01 11:00:00Z/);
+  assert.match(viewer, /Paused.*rule:checkout.*why: db &lt;failover&gt;.*by admin-api:carol.*since <span class="t">2026-01-01 10:00:00Z<\/span>.*until <span class="t">2026-01-01 11:00:00Z<\/span>/);
   assert.match(viewer, /Waiting for approval.*href="\/ui\/runs\/j1"/);
   assert.match(viewer, /Hands off.*until the incident resolves/);
   assert.doesNotMatch(viewer, /javascript:/);
