@@ -30,7 +30,8 @@ export async function uiLogin(baseUrl: string, token: string, name = 'alice'): P
   const res = await httpRequest(`${baseUrl}/ui/login`, { method: 'POST', headers: form, body: new URLSearchParams({ name, token }).toString() });
   if (res.status !== 303) throw new Error(`login as ${name} answered ${res.status}: ${res.body}`);
   const cookie = String(res.headers['set-cookie']).split(';')[0]!;
-  return { cookie, csrf: await csrfOf(baseUrl, cookie) };
+  // No token on the pages fails the tests that post forms; the others go on to what they check.
+  return { cookie, csrf: await csrfOf(baseUrl, cookie).catch(() => '') };
 }
 
 /** The CSRF token in a session's pages (every form carries it). */

@@ -9,6 +9,7 @@ import { backTo } from '../../src/ui/actions.js';
 import { airGapped } from '../../src/ui/board.js';
 import { banners } from '../../src/ui/banners.js';
 import type { Frame } from '../../src/ui/frame.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
 
 test('readCookie finds one cookie among several', () => {
   assert.equal(readCookie('a=1; remediator_ui=x.y.z; b=2', 'remediator_ui'), 'x.y.z');
@@ -91,4 +92,10 @@ test('banners: who, why, until for each; buttons only for an operator session', 
   assert.match(refused, /Rules reload refused.*2026-01-01 10:00:00Z \(SIGHUP\).*NOT in force.*1 rule loaded at 2026-01-01 09:00:00Z/s);
   assert.match(refused, /<code>rules\/a\.yml:3:5: rule &quot;x&quot;: action: unknown<\/code>/);
   assert.doesNotMatch(refused, /in-force-none/);
+});
+
+test('VIEWER_TOKEN: optional, and never the same as ADMIN_TOKEN (the error does not show it)', () => {
+  assert.equal(loadConfig({ ADMIN_TOKEN: 'a-secret-1', VIEWER_TOKEN: 'v-secret-2' }).VIEWER_TOKEN, 'v-secret-2');
+  assert.equal(loadConfig({}).VIEWER_TOKEN, undefined);
+  assert.throws(() => loadConfig({ ADMIN_TOKEN: 'same-secret', VIEWER_TOKEN: 'same-secret' }), (e: Error) => e instanceof ConfigError && /VIEWER_TOKEN: must differ from ADMIN_TOKEN/.test(e.message) && !e.message.includes('same-secret'));
 });
