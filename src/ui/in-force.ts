@@ -29,7 +29,7 @@ export type InForceSource = () => Promise<InForce[]>;
 export function safetyInForce(d: { store: SafetyStore; redis: Redis; prefix: string; now?: () => Date }): InForceSource {
   return async () => {
     const now = d.now?.() ?? new Date();
-    const [pauses, quarantines, holds, approvals] = await Promise.all([d.store.pauses(now), d.store.quarantines(), d.store.holds(), waitingApprovals(d.redis, d.prefix)]);
+    const [pauses, quarantines, holds, approvals] = await Promise.all([d.store.pauses(now), d.store.quarantines(), d.store.holds(), waitingApprovals(d.redis, d.prefix, now)]);
     return [
       ...pauses.map((p): InForce => ({
         kind: 'pause', scope: p.scope, reason: p.reason, by: p.by, since: new Date(p.at), key: p.scope,

@@ -2,11 +2,12 @@ import type { Redis } from 'ioredis';
 import type { ApprovalRequest } from '../safety/approvals.js';
 
 /**
- * Runs waiting for a person: approval requests (`<prefix>:safety:approval:request:<jobId>`, see
- * src/safety/approvals.ts) without a decision yet. Read straight from Redis, because Approvals has
- * no listing; when the approval state moves, only this function follows it.
+ * Runs waiting for a person now: approval requests (`<prefix>:safety:approval:request:<jobId>`, see
+ * src/safety/approvals.ts) without a decision and not expired. Read straight from Redis, because
+ * Approvals has no listing yet; when the approval state moves (or gets a `waiting(now)`), only this
+ * function follows it.
  */
-export async function waitingApprovals(redis: Redis, prefix: string): Promise<ApprovalRequest[]> {
+export async function waitingApprovals(redis: Redis, prefix: string, now: Date): Promise<ApprovalRequest[]> {
   const base = `${prefix}:safety:approval:`;
   const keys: string[] = [];
   let cursor = '0';
@@ -20,6 +21,6 @@ export async function waitingApprovals(redis: Redis, prefix: string): Promise<Ap
   const [requests, decisions] = await Promise.all([redis.mget(...keys), redis.mget(...jobIds.map((id) => `${base}decision:${id}`))]);
   return requests
     .map((r, i) => (r !== null && decisions[i] === null ? (JSON.parse(r) as ApprovalRequest) : undefined))
-    .filter((r): r is ApprovalRequest => r !== undefined)
+    .filter((r): r is ApprovalRequest => r !== undefined && Date.parse(r.expiresAt) > now.getTime())
     .sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
 }

@@ -65,6 +65,9 @@ describe('banners on every page', () => {
       return id && (await redis.exists(`${svc.config.QUEUE_PREFIX}:safety:approval:request:${id}`)) ? id : undefined;
     }, 'the run waits for an approval');
 
+    // A request past its expiry that no worker has marked expired yet is not "waiting" any more.
+    const past = new Date(Date.now() - 60_000).toISOString();
+    await redis.set(`${svc.config.QUEUE_PREFIX}:safety:approval:request:stale-job`, JSON.stringify({ jobId: 'stale-job', rule: 'guarded', action: 'notify', approvers: ['U0APPROVER'], requestedAt: past, expiresAt: past }));
     const viewer = await uiLogin(svc.url, 'test-viewer-token', 'vic');
     for (const path of ['/ui', '/ui/rules', `/ui/runs/${jobId}`, '/ui/runs/no-such-run', '/ui?state=failed']) {
       const page = await get(path);
@@ -73,6 +76,7 @@ describe('banners on every page', () => {
       assert.match(b, /data-kind="pause" data-key="rule:plain"><span class="what"><span class="kind">Paused<\/span><strong>rule:plain<\/strong> · why: storage &lt;maintenance&gt; · by admin-api:carol · since <span class="t">[^<]+<\/span> · until <span class="t">\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ<\/span>/, path);
       assert.match(b, /data-kind="quarantine" data-key="plain@db-7">.*rule plain on db-7.*why: 3 ineffective fixes in a row \(runs r1, r2, r3\).*until an operator lifts it/, path);
       assert.match(b, /data-kind="hold".*href="https:\/\/acme\.pagerduty\.com\/incidents\/PABC123".*PagerDuty incident PABC123 acknowledged · by Ann Oncall · since .* until the incident resolves/, path);
+      assert.doesNotMatch(b, /stale-job/, path);
       assert.match(b, new RegExp(`data-kind="approval" data-key="${jobId}">.*href="/ui/runs/${jobId}".*notify \\(rule guarded\\) waits for U0APPROVER.*until `), path);
       // Operators get the buttons that end them; viewers see the same banners without any.
       for (const action of ['resume', 'lift', 'approve', 'reject']) assert.match(b, new RegExp(`action="/ui/actions/${action}"`), `${path}: ${action}`);
