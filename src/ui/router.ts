@@ -20,7 +20,7 @@ import { rulesPage } from './rules-page.js';
 import { readCookie, SESSION_COOKIE, SessionStore, type Session } from './session.js';
 import { clientOf, LoginLimiter } from './login-limit.js';
 import { crossSite } from './same-origin.js';
-import { actionsRouter } from './actions.js';
+import { actionsRouter, backTo } from './actions.js';
 import { boardRouter } from './board.js';
 
 export interface UiDeps {
@@ -72,18 +72,20 @@ export function uiRouter(deps: UiDeps): Router {
   const limiter = new LoginLimiter(deps.redis, deps.prefix);
   const cookieOptions = { httpOnly: true, sameSite: 'strict' as const, secure: deps.secureCookie ?? false, path: '/ui' };
 
-  const frameOf = async (req: Request, res: Response): Promise<Frame> => {
+  const frameOf = async (req: Request, res: Response, path = req.originalUrl): Promise<Frame> => {
     const reader = readerOf(res);
     const inForce = deps.inForce ? await deps.inForce().catch((err: Error) => ({ error: err.message })) : undefined;
     const table = deps.table();
     return {
       reader: { role: reader.role, name: reader.session?.name, csrf: reader.session?.csrf },
-      inForce, refusedReload: deps.reloads?.refusal(), path: req.originalUrl,
+      inForce, refusedReload: deps.reloads?.refusal(), path,
       ...(table ? { table: { rules: table.rules.length, loadedAt: table.loadedAt } } : {}),
     };
   };
   const fail = async (res: Response, status: number, message: string): Promise<void> => {
-    sendPage(res, status, page(await frameOf(res.req, res), 'Not done', 'runs', html`<h1>Not done</h1><p class="error" role="alert">${message}</p>`));
+    // The page's own buttons return to where the refused one was pressed, not to the action's URL.
+    const f = await frameOf(res.req, res, backTo(res.req.body?.back));
+    sendPage(res, status, page(f, 'Not done', 'runs', html`<h1>Not done</h1><p class="error" role="alert">${message}</p>`));
   };
 
   router.use('/ui', (_req, res, next) => {
@@ -111,25 +113,24 @@ export function uiRouter(deps: UiDeps): Router {
   router.post('/ui/login', express.urlencoded({ extended: false, limit: '4kb' }), async (req, res) => {
     const client = clientOf(req.ip);
     const name = typeof req.body?.name === 'string' ? req.body.name.trim() : '';
-    let wait: number | undefined;
-    try {
-      wait = await limiter.wait(client);
-    } catch (err) {
-      return sendPage(res, 503, loginPage(`Cannot log in now: sessions are kept in Redis, which does not answer (${(err as Error).message}).`, name));
-    }
-    if (wait !== undefined) return sendPage(res.set('Retry-After', String(wait)), 429, loginPage(`Too many wrong tokens from your address: wait ${wait} s.`, name));
     const token = typeof req.body?.token === 'string' ? req.body.token : '';
-    const role = roleOfToken(token, tokens);
-    if (!role) {
-      await limiter.failed(client);
-      deps.log.warn('status page login refused', { ip: req.ip });
-      return sendPage(res, 401, loginPage('Wrong token.', name));
+    try {
+      const wait = await limiter.wait(client);
+      if (wait !== undefined) return sendPage(res.set('Retry-After', String(wait)), 429, loginPage(`Too many wrong tokens from your address: wait ${wait} s.`, name));
+      const role = roleOfToken(token, tokens);
+      if (!role) {
+        await limiter.failed(client);
+        deps.log.warn('status page login refused', { ip: req.ip });
+        return sendPage(res, 401, loginPage('Wrong token.', name));
+      }
+      if (!/^[^\x00-\x1f\x7f]{1,64}$/.test(name)) return sendPage(res, 400, loginPage('Your name: 1 to 64 characters (it is recorded with what you do).'));
+      const s = await sessions.create(token, name);
+      deps.log.info('status page login', { name, role });
+      res.cookie(SESSION_COOKIE, s.cookie, { ...cookieOptions, maxAge: s.maxAgeMs });
+      res.redirect(303, '/ui');
+    } catch (err) {
+      sendPage(res, 503, loginPage(`Cannot log in now: sessions are kept in Redis, which does not answer (${(err as Error).message}).`, name));
     }
-    if (!/^[^\x00-\x1f\x7f]{1,64}$/.test(name)) return sendPage(res, 400, loginPage('Your name: 1 to 64 characters (it is recorded with what you do).'));
-    const s = await sessions.create(token, name);
-    deps.log.info('status page login', { name, role });
-    res.cookie(SESSION_COOKIE, s.cookie, { ...cookieOptions, maxAge: s.maxAgeMs });
-    res.redirect(303, '/ui');
   });
   router.post('/ui/logout', express.urlencoded({ extended: false, limit: '4kb' }), async (req, res) => {
     const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
