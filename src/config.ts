@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDuration } from './rules/duration.js';
+import { parseDuration } from './core/duration.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])

@@ -5,7 +5,7 @@ import { migrate } from '../store/migrate.js';
 import type { Config } from '../config.js';
 import { silentLogger } from '../log.js';
 import { decideApproval, lift, OperatorInputError, pause, resume, status, statusLines } from '../run/operator.js';
-import { standaloneOperator } from '../run/standalone.js';
+import { standaloneOperator } from './operator.js';
 
 export const safetyUsage = `  pause <all|rule:NAME|action:NAME|target:NAME> --reason TEXT [--until ISO | --for 30m] [--by NAME]
                                 stop automation there (runs are recorded as skipped: paused)
