@@ -103,7 +103,7 @@ export interface Proc {
   out: string;
 }
 
-async function startProc(name: string, env: Record<string, string>): Promise<Proc> {
+export async function startProc(name: string, env: Record<string, string>): Promise<Proc> {
   // The compiled service, as `npm start` and the container run it (built first when stale).
   // BENCH_NODE_ARGS: extra node flags for the processes under test (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -128,7 +128,7 @@ async function startProc(name: string, env: Record<string, string>): Promise<Pro
   return p;
 }
 
-async function rssMiB(pid: number): Promise<number> {
+export async function rssMiB(pid: number): Promise<number> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
@@ -137,7 +137,7 @@ async function rssMiB(pid: number): Promise<number> {
   }
 }
 
-async function stop(p: Proc): Promise<void> {
+export async function stop(p: Proc): Promise<void> {
   if (p.child.exitCode !== null || p.child.signalCode !== null) return;
   const exited = new Promise((r) => p.child.once('exit', r));
   p.child.kill('SIGTERM');
@@ -321,7 +321,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
 }
 
 /** remediator_postgres_statements_total summed over the processes, or undefined when one did not answer. */
-async function statements(procs: Proc[]): Promise<number | undefined> {
+export async function statements(procs: Proc[]): Promise<number | undefined> {
   let total = 0;
   for (const p of procs) {
     if (!p.metricsUrl) return undefined;
