@@ -70,18 +70,34 @@ export function startRemediationWorker(o: RemediationWorkerOptions): Worker {
 const LOCK_WAIT_FALLBACK_MS = 10_000;
 
 /**
- * Wakes a job waiting for a target: promotes it once it is a delayed job (it may still be moving
- * there, a few milliseconds after it joined the waiters). Gives up quietly: the fallback delay wakes it.
+ * The target was handed to `jobId`, first in its line: wake it (promote it once it is a delayed
+ * job; it may still be moving there, a few milliseconds after it joined the line). A job that no
+ * longer waits (finished, removed) cannot take it: release on its behalf, to the next in line.
+ * Gives up quietly after a while: the fallback delay brings the job back, and it holds the lock.
  */
-async function wake(queue: Queue, jobId: string): Promise<void> {
+async function handTo(queue: Queue, lock: TargetLock, lockKey: string, jobId: string, ttlMs: number): Promise<void> {
+  let next: string | undefined = jobId;
+  for (let hops = 0; next && hops < 100; hops++) {
+    const state = await stateOf(queue, next);
+    if (state === 'delayed' || state === 'waiting' || state === 'prioritized' || state === 'active') return;
+    next = await lock.release(lockKey, next, ttlMs).catch(() => undefined);
+  }
+}
+
+/** A job's state once it is settled somewhere other than "moving to delayed"; promotes it when it is delayed. */
+async function stateOf(queue: Queue, jobId: string): Promise<string> {
   for (let i = 0; i < 40; i++) {
     const job = await queue.getJob(jobId).catch(() => undefined);
-    if (!job) return;
+    if (!job) return 'missing';
     const state = await job.getState().catch(() => 'unknown');
-    if (state === 'delayed') return void (await job.promote().catch(() => {}));
-    if (state !== 'active') return;
+    if (state === 'delayed') {
+      await job.promote().catch(() => {});
+      return state;
+    }
+    if (state !== 'active') return state;
     await new Promise((r) => setTimeout(r, 25));
   }
+  return 'active';
 }
 
 async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Job<JobSpec>, token?: string): Promise<void> {
@@ -207,8 +223,8 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     throw err;
   } finally {
     const release = (owner: string) =>
-      lock.release(lockKey, owner).then(
-        (next) => (next ? wake(o.queue, next) : undefined),
+      lock.release(lockKey, owner, rule.spec.timeout + 60_000).then(
+        (next) => (next ? handTo(o.queue, lock, lockKey, next, rule.spec.timeout + 60_000) : undefined),
         (e: Error) => log.warn('could not release target lock', { error: e.message }),
       );
     if (abandoned && needsLock) {
