@@ -37,11 +37,23 @@ export function notifierFollower(o: { notifiers: Notifier[]; outbox: Outbox; que
         }
       }
       await Promise.all([...marks.values()].map(async (m) => {
-        const round = await o.outbox.mark(m.destination, m.marks);
-        if (round > 0) await startDrain(o.queue, { notifier: m.notifier, destination: m.destination }, round);
+        const r = await o.outbox.mark(m.destination, m.marks);
+        const drain = { notifier: m.notifier, destination: m.destination };
+        if (r && 'start' in r) await startDrain(o.queue, drain, r.start);
+        if (r && 'promote' in r) await bringForward(o.queue, drain, r.promote);
       }));
     },
   };
+}
+
+/**
+ * A drain scheduled for later, wanted now (an item came that is due before it): promote its job,
+ * or add it now when its drainer has not added it yet (the drainer's later add is then ignored).
+ */
+export async function bringForward(queue: Queue, d: DrainJob, round: number): Promise<void> {
+  const job = await queue.getJob(`drain-${round}`);
+  if (job && (await job.isDelayed())) return void (await job.promote().catch(() => {}));
+  if (!job) await startDrain(queue, d, round);
 }
 
 /** Adds the drain job of one round (ids are unique per round: a finishing drain never hides a new one). */

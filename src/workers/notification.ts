@@ -63,17 +63,19 @@ export function startNotificationWorker(o: {
     for (;;) {
       if (o.shutdown?.aborted || Date.now() > sliceEnds) {
         // Hand over: the destination's flag stays set, so this round's successor must exist.
-        await startDrain(o.queue, job.data, await o.outbox.nextRound(), o.shutdown?.aborted ? 1000 : 0);
+        const delay = o.shutdown?.aborted ? 1000 : 0;
+        await startDrain(o.queue, job.data, await o.outbox.handOver(destination, delay ? Date.now() + delay : 0), delay);
         return;
       }
-      const taken = await o.outbox.take(destination, SYNC_TIMEOUT_MS * 2);
+      const taken = await o.outbox.take(destination, SYNC_TIMEOUT_MS * 2, SHORT_WAIT_MS);
       if ('empty' in taken) return;
       if ('waitMs' in taken) {
-        if (taken.waitMs <= SHORT_WAIT_MS) {
+        if (taken.round === undefined) {
           await sleep(taken.waitMs);
           continue;
         }
-        await startDrain(o.queue, job.data, await o.outbox.nextRound(), taken.waitMs);
+        // Nothing due for a while: a later round (brought forward by any earlier mark), not a held slot.
+        await startDrain(o.queue, job.data, taken.round, taken.waitMs);
         return;
       }
       const { item, urgent } = taken;
