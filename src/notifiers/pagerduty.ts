@@ -2,6 +2,7 @@ import { storable, storableDeep } from '../core/text.js';
 import { api } from '@pagerduty/pdjs';
 import type { AuditStore } from '../audit/store.js';
 import { abortMessage, deadline } from '../core/deadline.js';
+import { isRedirect, MANUAL_REDIRECT, redirectLocation, redirectMessage } from '../core/redirect.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { RunEvent } from './events.js';
 import {
@@ -105,6 +106,12 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
     return new Error(text);
   };
 
+  /** A 3xx: final, naming where it pointed (the request is not sent there). */
+  const redirected = (what: string, status: number, location: string | null, url: string) => {
+    const where = redirectLocation(location, url);
+    return new NotifyPermanentError(redirectMessage(what, status, where), { status, location: where });
+  };
+
   /** A request that got no answer; an abort names the deadline that fired (this request's or the delivery's). */
   const networkError = (what: string, err: unknown, signal: AbortSignal): Error => {
     if (signal.aborted) return new Error(`${what}: ${abortMessage(signal.reason)}`);
@@ -126,6 +133,7 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
         // Summaries and details carry alert text and target answers: make them sendable (core/text.ts).
         body: JSON.stringify({ routing_key: key, ...storableDeep(body) }),
         signal: request.signal,
+        ...MANUAL_REDIRECT, // never followed: the routing key is in the body (src/core/redirect.ts)
       });
       text = await res.text().catch(() => '');
     } catch (err) {
@@ -133,6 +141,7 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
     } finally {
       request.dispose();
     }
+    if (isRedirect(res)) throw redirected(what, res.status, res.headers.get('location'), eventsUrl);
     let data: { status?: string; message?: string; dedup_key?: string; errors?: unknown } = {};
     try {
       data = JSON.parse(text) as typeof data;
@@ -164,11 +173,14 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
         signal: request.signal,
         requestTimeout: 0, // pdjs's timer never aborts, and keeps the process alive: our signal times out instead
         retryTimeout: 1000, // pdjs retries a 429 itself (3 times); keep those waits short
+        // pdjs hands its options to node-fetch (via cross-fetch), which would follow 20 redirects with the token.
+        ...MANUAL_REDIRECT,
       });
     } catch (err) {
       // pdjs rejects with the Response itself when the body is not JSON.
       if (err && typeof err === 'object' && 'status' in err && typeof (err as Response).status === 'number') {
         const r = err as Response;
+        if (isRedirect(r)) throw redirected(what, r.status, r.headers.get('location'), `${apiUrl}${path}`);
         throw failure(what, r.status, r.ok ? 'response is not JSON' : '', r.headers, {});
       }
       throw networkError(what, err, request.signal);
@@ -176,6 +188,7 @@ export function createPagerDutyNotifier(opts: PagerDutyNotifierOptions): Notifie
       request.dispose();
     }
     if (res.status >= 200 && res.status < 300) return { status: res.status, data: res.data };
+    if (isRedirect(res)) throw redirected(what, res.status, res.headers.get('location'), `${apiUrl}${path}`);
     const e = res.data?.error as { message?: string; errors?: unknown[] } | undefined;
     const message = redact([e?.message, ...(e?.errors ?? []).map(String)].filter(Boolean).join('; '), opts.apiToken);
     throw failure(what, res.status, message, res.headers, {});

@@ -42,6 +42,7 @@ import {
 import type { AuditStore, RunRow, RunState } from '../audit/store.js';
 import { ident } from '../audit/migrate.js';
 import { withClient } from '../audit/tx.js';
+import { noRedirectFetch, RedirectRefusedError } from '../core/redirect.js';
 import { storableDeep } from '../core/text.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { RunEvent } from './events.js';
@@ -74,7 +75,8 @@ const TRANSIENT = new Set(['internal_error', 'fatal_error', 'service_unavailable
 
 /**
  * The WebClient main.ts builds: rate limits are thrown to us (WebAPIRateLimitedError) instead of
- * pausing the client's whole queue, and the SDK never retries by itself (BullMQ does).
+ * pausing the client's whole queue, the SDK never retries by itself (BullMQ does), and a redirect
+ * is never followed (src/core/redirect.ts).
  */
 export function createSlackClient(o: { token: string; apiUrl?: string; timeoutMs?: number; log?: Logger }): WebClient {
   return new WebClient(o.token, {
@@ -83,6 +85,8 @@ export function createSlackClient(o: { token: string; apiUrl?: string; timeoutMs
     retryConfig: { retries: 0 },
     timeout: o.timeoutMs ?? 10_000,
     logger: slackLogger(o.log ?? silentLogger),
+    // The SDK asks fetch for redirect: 'error' (no Location in the error); ours refuses a 3xx and names it.
+    fetch: noRedirectFetch(),
   });
 }
 
@@ -107,6 +111,9 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
         throw new NotifyPermanentError(`Slack ${what}: ${code}`, { error: code, method: what });
       }
       if (err instanceof WebAPIHTTPError) throw new Error(`Slack ${what}: HTTP ${err.statusCode}`);
+      if (err instanceof WebAPIRequestError && err.original instanceof RedirectRefusedError) {
+        throw new NotifyPermanentError(`Slack ${what}: ${err.original.message}`, { status: err.original.status, location: err.original.location });
+      }
       if (err instanceof WebAPIRequestError) throw new Error(`Slack ${what}: request failed: ${err.original.message}`);
       throw err;
     }
