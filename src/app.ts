@@ -49,7 +49,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps));
   app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts(), deliveries: streamKey(deps.prefix) } }));
   app.use(adminRouter(deps));
-  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken }));
+  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken, table: deps.table, redis: deps.redis, prefix: deps.prefix, log: deps.log }));
   app.use(pagerDutyWebhookRouter({ ...deps, safety: deps.operator.store, safetyAudit: deps.operator.audit }));
   app.use(slackInteractionsRouter(deps));
   app.use(uiRouter({ ...deps, ...deps.ui }));

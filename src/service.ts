@@ -40,6 +40,7 @@ import { SafetyAudit } from './audit/safety-store.js';
 import { SafetyStore } from './safety/store.js';
 import { Approvals } from './safety/approvals.js';
 import { startVerifyWorker, VERIFY_QUEUE } from './safety/verify-worker.js';
+import { startHeartbeat } from './redis/heartbeat.js';
 
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
@@ -133,6 +134,9 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
     queues.push(...targets.map((t) => t.queue));
     if (targets.length) sink = queueSink({ connection: lockConn, prefix, targets });
     const safetyStore = new SafetyStore(lockConn, prefix);
+    // The kill switch counts live workers where it writes (src/redis/heartbeat.ts).
+    const heartbeat = startHeartbeat({ redis: lockConn, prefix, role: config.REMEDIATOR_ROLE, table: () => table, log });
+    closers.push(() => heartbeat.stop());
     const verifyQueue = makeQueue(VERIFY_QUEUE, lockConn, prefix);
     queues.push(verifyQueue);
     const deps: RemediationDeps = {
