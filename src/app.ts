@@ -3,23 +3,24 @@ import type { Logger } from './log.js';
 import { adminRouter } from './receivers/admin.js';
 import { alertmanagerRouter, type AlertmanagerReceiverDeps } from './receivers/alertmanager.js';
 import { healthRouter } from './receivers/health.js';
-import type { AuditStore } from './audit/store.js';
+import type { RunReader } from './store/runs.js';
 import type { Pool } from 'pg';
 import type { Queue } from 'bullmq';
 import type { Metrics } from './metrics.js';
 import { metricsRouter } from './receivers/metrics.js';
-import type { Persistence } from './queue/redis-persistence.js';
+import type { Persistence } from './redis/persistence.js';
 import { adminSafetyRouter } from './receivers/admin-safety.js';
-import { pagerDutyWebhookRouter, type PagerDutyWebhookDeps } from './receivers/pagerduty-webhook.js';
-import type { Operator } from './safety/operator.js';
+import { pagerDutyWebhookRouter } from './receivers/pagerduty-webhook.js';
+import type { Operator } from './run/operator.js';
 import { slackInteractionsRouter, type SlackInteractionDeps } from './receivers/slack-interactions.js';
-import { streamKey } from './queue/delivery-stream.js';
+import { streamKey } from './redis/delivery-stream.js';
 import { uiRouter } from './ui/router.js';
 import { errorHandler, malformedUrl } from './receivers/error-handler.js';
-import type { ControlsSource } from './ui/rules-page.js';
+import type { InForceSource } from './ui/in-force.js';
+import type { ReloadStatus } from './rules/reload-status.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
-  audit: AuditStore;
+  runs: RunReader;
   pool: Pool;
   schema: string;
   /** Every queue, for their depths in /metrics. */
@@ -28,16 +29,19 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   /** Redis persistence as last checked, for /metrics. */
   persistence?: () => Persistence | undefined;
   adminToken?: string;
+  /** Read-only access to /ui and GET /api. */
+  viewerToken?: string;
+  /** The last rules reload: /readyz and the status page say when it was refused. */
+  reloads?: ReloadStatus;
   log: Logger;
-  /** Pauses, quarantines, human acknowledgments (src/safety). */
+  /** Pauses, quarantines, approvals, human acknowledgments: what people do (src/run/operator.ts). */
   operator: Operator;
   pagerDutyWebhookSecret?: string;
   slackSigningSecret?: string;
   /** Slack Web API client: approval messages are updated after a decision; approver user groups are read. */
   slack?: SlackInteractionDeps['slack'];
-  sink?: PagerDutyWebhookDeps['sink'];
-  /** Status page: the cookie's Secure flag, and the pauses/quarantines hook (issue 8). */
-  ui?: { secureCookie?: boolean; controls?: ControlsSource };
+  /** Status page: the cookie's Secure flag, and what its banners show (pauses, quarantines, holds, approvals). */
+  ui?: { secureCookie?: boolean; inForce?: InForceSource };
 }
 
 /** Builds the HTTP app; never listens, so tests mount it on port 0. */
@@ -51,8 +55,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps));
   app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts(), deliveries: streamKey(deps.prefix) } }));
   app.use(adminRouter(deps));
-  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken, table: deps.table, redis: deps.redis, prefix: deps.prefix, log: deps.log }));
-  app.use(pagerDutyWebhookRouter({ ...deps, safety: deps.operator.store, safetyAudit: deps.operator.audit }));
+  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken, viewerToken: deps.viewerToken, table: deps.table, redis: deps.redis, prefix: deps.prefix, log: deps.log }));
+  app.use(pagerDutyWebhookRouter(deps));
   app.use(slackInteractionsRouter(deps));
   app.use(uiRouter({ ...deps, ...deps.ui }));
   app.use((_req, res) => {

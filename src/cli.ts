@@ -1,8 +1,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pg from 'pg';
-import { migrate } from './audit/migrate.js';
+import { migrate } from './store/migrate.js';
 import { ConfigError, loadConfig } from './config.js';
-import { DependencyError, postgresError } from './dependencies.js';
+import { postgresError } from './core/dependencies.js';
+import { DependencyError } from './core/errors.js';
 import { LabelSetError } from './cli/alert.js';
 import { numbersCommand, numbersUsage } from './cli/numbers.js';
 import { listRemediations } from './cli/remediations.js';

@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from './config.js';
-import { DependencyError } from './dependencies.js';
+import { DependencyError } from './core/errors.js';
 import { exitOnSignals, SHUTDOWN_MARGIN_MS } from './lifecycle.js';
 import { createLogger } from './log.js';
 import { RuleLoadError } from './rules/load.js';

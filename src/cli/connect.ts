@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
 import pg from 'pg';
-import { migrate } from '../audit/migrate.js';
 import type { Config } from '../config.js';
-import { postgresError, redisError } from '../dependencies.js';
+import { postgresError, redisError } from '../core/dependencies.js';
 import { silentLogger } from '../log.js';
-import { redisConnection } from '../queue/queues.js';
-import { RedisHealth } from '../queue/redis-health.js';
+import { redisConnection } from '../redis/connection.js';
+import { RedisHealth } from '../redis/health.js';
+import { migrate } from '../store/migrate.js';
 
 /**
  * Redis for a CLI command, as the service connects (REDIS_URL, or REDIS_CLUSTER_NODES): connected,
@@ -13,7 +13,8 @@ import { RedisHealth } from '../queue/redis-health.js';
  * "Unhandled error event" stack.
  */
 export async function cliRedis(config: Config, timeoutMs = 3000): Promise<Redis> {
-  const conn = redisConnection(config.REDIS_URL, 'plain', new RedisHealth(silentLogger), 'cli', config.REDIS_CLUSTER_NODES);
+  // Fail-fast, as the service's producer: BullMQ queues (a run released after an approval) use it too.
+  const conn = redisConnection(config.REDIS_URL, 'producer', new RedisHealth(silentLogger), 'cli', config.REDIS_CLUSTER_NODES);
   try {
     await new Promise<void>((resolve, reject) => {
       if (conn.status === 'ready') return resolve();

@@ -1,15 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
-import { ident } from '../audit/migrate.js';
+import { ident } from '../store/migrate.js';
 import { cliRedis } from './connect.js';
 import type { Config } from '../config.js';
-import { webhookSchema } from '../receivers/payload.js';
-import type { AlertInfo } from '../remediations/types.js';
-import { parseDuration } from '../rules/duration.js';
+import { webhookSchema } from '../core/alert.js';
+import type { AlertInfo } from '../core/alert.js';
+import { parseDuration } from '../core/duration.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide } from '../rules/table.js';
-import { budgetsFor } from '../safety/gates.js';
-import { SafetyStore, type Pause, type Quarantine } from '../safety/store.js';
+import { budgetsFor } from '../run/gates/budget.js';
+import { SafetyState, type Pause, type Quarantine } from '../redis/safety-state.js';
 
 /** One alert as it arrived, and (from the audit) what happened to it then. */
 interface Replayed {
@@ -169,7 +169,7 @@ function describeBefore(d: Before): string {
 export async function safetyState(config: Config): Promise<{ pauses: Pause[]; quarantines: Quarantine[] }> {
   const redis = await cliRedis(config); // down: a DependencyError (Redis, REDIS_URL, fix), not an ioredis stack
   try {
-    const store = new SafetyStore(redis, config.QUEUE_PREFIX);
+    const store = new SafetyState(redis, config.QUEUE_PREFIX);
     return { pauses: await store.pauses(new Date()), quarantines: await store.quarantines() };
   } finally {
     redis.disconnect();

@@ -1,16 +1,15 @@
 import { userInfo } from 'node:os';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { SafetyAudit } from '../audit/safety-store.js';
 import type { Config } from '../config.js';
+import { silentLogger } from '../log.js';
 import { reach, reachLines, type Reach } from '../redis/reach.js';
 import { buildRegistry } from '../remediations/registry.js';
 import { loadRules } from '../rules/load.js';
 import { scopeNames, unknownScope, type ScopeNames } from '../rules/scopes.js';
+import { decideApproval, lift, OperatorInputError, pause, resume, status, statusLines } from '../run/operator.js';
 import { cliPool, cliRedis } from './connect.js';
-import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../safety/operator.js';
-import { SafetyStore } from '../safety/store.js';
-import { Approvals, decideApproval } from '../safety/approvals.js';
+import { standaloneOperator } from './operator.js';
 
 export const safetyUsage = `  pause <all|rule:NAME|action:NAME|target:NAME> --reason TEXT [--until ISO | --for 30m] [--by NAME] [--force]
                                 stop automation there (runs are recorded as skipped: paused);
@@ -54,13 +53,14 @@ export async function safetyCommand(cmd: string, args: string[], o: { config: Co
     for (const l of reachLines(r, verb)) (l.startsWith('WARNING') ? o.err : o.out)(l);
     return r.applies === 0 ? NO_LIVE_WORKER : 0;
   };
+  let standalone: ReturnType<typeof standaloneOperator> | undefined;
   try {
-    const audit = new SafetyAudit(pool, o.config.DATABASE_SCHEMA);
-    const op: Operator = { store: new SafetyStore(redis, o.config.QUEUE_PREFIX), audit, approvals: new Approvals(redis, o.config.QUEUE_PREFIX, audit), now: () => new Date() };
+    standalone = standaloneOperator({ config: o.config, env: process.env, pool, redis, table: () => undefined, log: silentLogger });
+    const op = standalone.op;
     if (cmd === 'approve' || cmd === 'reject') {
       const jobId = positional[0];
       if (!jobId) return usageError(o, `${cmd} needs a run id`);
-      const r = await decideApproval(op.approvals, { jobId, approve: cmd === 'approve', by, now: op.now() });
+      const r = await decideApproval(op, { jobId, decision: cmd === 'approve' ? 'approved' : 'rejected', by });
       if (!r.ok) return usageError(o, r.error, 1);
       o.out(`run ${jobId} ${r.decision.decision} by ${by}`);
       return 0;
@@ -109,6 +109,7 @@ export async function safetyCommand(cmd: string, args: string[], o: { config: Co
     if (err instanceof OperatorInputError) return usageError(o, err.message);
     throw err;
   } finally {
+    await standalone?.close().catch(() => {});
     redis.disconnect();
     await pool.end();
   }

@@ -5,9 +5,8 @@ import type { Logger } from '../log.js';
 import { reach, type Reach } from '../redis/reach.js';
 import type { RuleTable } from '../rules/load.js';
 import { scopeNames, unknownScope } from '../rules/scopes.js';
-import { lift, OperatorInputError, pause, resume, status, type Operator } from '../safety/operator.js';
-import { safeEqual } from './auth.js';
-import { decideApproval } from '../safety/approvals.js';
+import { decideApproval, lift, OperatorInputError, pause, resume, status, type Operator } from '../run/operator.js';
+import { readsOnly, requireRole } from './roles.js';
 
 const pauseBody = z
   .object({ scope: z.string().min(1), reason: z.string().min(1), by: z.string().min(1), until: z.string().optional(), for: z.string().optional(), force: z.boolean().optional() })
@@ -19,6 +18,7 @@ const liftBody = z.object({ quarantine: z.string().min(1), by: z.string().min(1)
 export interface AdminSafetyDeps {
   operator: Operator;
   adminToken?: string;
+  viewerToken?: string;
   /** The rule table, to refuse a pause of a scope it does not name (unless `force`). */
   table?: () => RuleTable | undefined;
   /** Where pauses are written, to count the live workers reading there (src/redis/reach.ts). */
@@ -28,7 +28,7 @@ export interface AdminSafetyDeps {
 }
 
 /**
- * The kill switch and the safety state over HTTP (ADMIN_TOKEN as a bearer token):
+ * The kill switch and the safety state over HTTP (ADMIN_TOKEN as a bearer token; VIEWER_TOKEN reads):
  * GET /api/safety, POST /api/pause, POST /api/resume, POST /api/quarantine/lift.
  * The admin token is shared, so the caller names itself in `by` (recorded as admin-api:BY).
  * Pause, resume and the state answer with `reach`: the Redis and prefix written to and the live
@@ -42,14 +42,7 @@ export function adminSafetyRouter(deps: AdminSafetyDeps): Router {
     return { reach: r };
   };
   const router = express.Router();
-  const auth = (req: Request, res: Response, next: NextFunction) => {
-    if (!deps.adminToken) return void res.status(403).json({ error: 'admin API disabled: set ADMIN_TOKEN' });
-    const h = req.headers.authorization ?? '';
-    if (!h.toLowerCase().startsWith('bearer ') || !safeEqual(h.slice(7).trim(), deps.adminToken)) {
-      return void res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'missing or wrong admin token' });
-    }
-    next();
-  };
+  const auth = requireRole({ admin: deps.adminToken, viewer: deps.viewerToken }, readsOnly);
   const json = express.json({ limit: '16kb' });
   const handle = <T>(schema: z.ZodType<T>, fn: (body: T) => Promise<{ status: number; body: unknown }>) => async (req: Request, res: Response) => {
     const parsed = schema.safeParse(req.body ?? {});
@@ -91,7 +84,7 @@ export function adminSafetyRouter(deps: AdminSafetyDeps): Router {
     router.post(`/api/runs/:jobId/${path}`, auth, json, async (req, res) => {
       const b = decideBody.safeParse(req.body ?? {});
       if (!b.success) return void res.status(400).json({ error: `${b.error.issues[0]!.path.join('.') || 'body'}: ${b.error.issues[0]!.message}` });
-      const r = await decideApproval(deps.operator.approvals, { jobId: String(req.params.jobId), approve, by: `admin-api:${b.data.by}`, now: deps.operator.now() });
+      const r = await decideApproval(deps.operator, { jobId: String(req.params.jobId), decision: approve ? 'approved' : 'rejected', by: `admin-api:${b.data.by}` });
       if (!r.ok) return void res.status(409).json({ error: r.error });
       res.json({ decision: r.decision });
     });

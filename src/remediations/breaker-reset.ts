@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { duration } from '../rules/schema.js';
-import { PermanentError, TransientError } from './errors.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 import { callEndpoint, httpEndpointSchema, readField, type HttpEndpoint } from './http.js';
 import { defineRemediation, type RemediationContext } from './types.js';
 
@@ -92,6 +92,8 @@ rules:
         details: { before },
       };
     }
+    // Durable before the call: a worker that dies after sending leaves a re-run that knows it may have acted.
+    await ctx.step(`Sending reset: ${describe(ctx.target.reset, 'POST')}`, undefined, { intent: true });
     await callEndpoint(ctx.target.reset, { ...http(ctx, ctx.target.request_timeout), defaultMethod: 'POST' });
     await ctx.step(`Reset sent: ${describe(ctx.target.reset, 'POST')}`, undefined, { acted: true });
 

@@ -4,7 +4,7 @@ import { isIPv6 } from 'node:net';
 import { createRequire } from 'node:module';
 import type { ConfigurationOptions, HttpLibrary, KubeConfig, ObservableMiddleware, RequestContext } from '@kubernetes/client-node';
 import { isRedirect, redirectLocation, redirectMessage } from '../core/redirect.js';
-import { PermanentError, TransientError } from './errors.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 
 type ClientNode = typeof import('@kubernetes/client-node');
 let loaded: ClientNode | undefined;

@@ -1,18 +1,10 @@
 import type { z } from 'zod';
+import type { TargetRefusal } from '../core/action.js';
+export type { TargetRefusal } from '../core/action.js';
 import type { Pool } from 'pg';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { AlertInfo } from '../core/alert.js';
 import type { Logger } from '../log.js';
-
-/** The alert as a remediation sees it (copied from the webhook; labels are untrusted). */
-export interface AlertInfo {
-  fingerprint: string;
-  status: 'firing' | 'resolved';
-  startsAt: string;
-  endsAt: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  generatorURL: string;
-}
 
 /** Clients a remediation may use; built once in main.ts, passed in (never imported singletons). */
 export interface RemediationDeps {
@@ -50,12 +42,14 @@ export interface RemediationContext<P, T> {
   log: Logger;
   deps: RemediationDeps;
   /**
-   * Reports a step (goes to the audit and, with notifiers, to the Slack thread). `acted: true` marks
-   * the step that changed the target (reset sent, backends terminated, rollout patched): a later
-   * attempt of the same run that finds nothing left to do then reports the earlier action's outcome,
-   * not "nothing needed doing".
+   * Reports a step (goes to the audit and, with notifiers, to the Slack thread). `intent: true`
+   * marks a step recorded just before a call that changes the target (it is durable before the
+   * call goes out); `acted: true` a step that changed it (reset sent, backends terminated,
+   * rollout patched). A later attempt of the same run that finds nothing left to do then reports
+   * that an earlier attempt acted (or may have), not "nothing needed doing"; either starts the
+   * rule's cooldown.
    */
-  step(message: string, details?: Record<string, unknown>, opts?: { acted?: boolean }): Promise<void>;
+  step(message: string, details?: Record<string, unknown>, opts?: { acted?: boolean; intent?: boolean }): Promise<void>;
 }
 
 /**
@@ -93,11 +87,6 @@ export interface Remediation<P = unknown, T = unknown> {
   run(ctx: RemediationContext<P, T>): Promise<RemediationResult>;
 }
 
-/** A param outside what its target allows: `path` inside params (`databases[1]`, `min_idle`). */
-export interface TargetRefusal {
-  path: (string | number)[];
-  message: string;
-}
 
 /** Identity helper that keeps the generic types of a remediation definition. */
 export function defineRemediation<P, T>(r: Remediation<P, T>): Remediation<P, T> {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { runCli } from '../../src/cli.js';
 import { liveWorkers } from '../../src/redis/heartbeat.js';
-import { SafetyStore } from '../../src/safety/store.js';
+import { SafetyState } from '../../src/redis/safety-state.js';
 import { freePort } from '../helpers/process.js';
 import { dropPrefix, eventually, REDIS_URL, startTestService, type TestService } from '../helpers/service.js';
 
@@ -45,7 +45,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
   };
   return runCli(args, { out: (l) => out.push(l), err: (l) => err.push(l), env: { ...base, ...env } }).then((code) => ({ code, out: out.join('\n'), err: err.join('\n') }));
 }
-const pauses = async (prefix = svc.config.QUEUE_PREFIX) => (await new SafetyStore(redis, prefix).pauses(new Date())).map((p) => p.scope);
+const pauses = async (prefix = svc.config.QUEUE_PREFIX) => (await new SafetyState(redis, prefix).pauses(new Date())).map((p) => p.scope);
 
 describe('remediator pause | resume | status', () => {
   test('the running service registers itself: pause says where it wrote and that 1 live worker reads there (exit 0)', async () => {

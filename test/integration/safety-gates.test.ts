@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { runCli } from '../../src/cli.js';
-import { SafetyStore } from '../../src/safety/store.js';
+import { SafetyState } from '../../src/redis/safety-state.js';
 import { FakeBreaker } from '../fakes/breaker.js';
 import { FakePagerDuty } from '../fakes/pagerduty.js';
 import { startRemediator, type Child } from '../helpers/process.js';
@@ -130,19 +130,24 @@ describe('safety gates across processes', () => {
       const p = pd.enqueued().filter((r) => r.body.event_action === 'trigger' && r.body.payload?.class === 'budget');
       return p.length > 0 && p;
     }, 'budget page');
-    // Every event of these runs was queued before its run ended: once the queue is idle, no other page can come.
+    // Every event of these runs marked the outbox before its run ended: once PagerDuty's outbox and
+    // the drain jobs are idle, no other page can come.
     let last: unknown;
-    const notifyQueue = new Queue('notify-pagerduty', { connection: { url: REDIS_URL }, prefix: receiver.config.QUEUE_PREFIX });
+    const notifyQueue = new Queue('notify', { connection: { url: REDIS_URL }, prefix: receiver.config.QUEUE_PREFIX });
+    const outbox = new Redis(REDIS_URL);
+    const dest = `${receiver.config.QUEUE_PREFIX}:outbox:pagerduty:PAGERDUTY_ROUTING_KEY`;
     try {
       await eventually(async () => {
-        const c = await notifyQueue.getJobCounts('waiting', 'active', 'delayed', 'completed');
-        last = c;
-        return c.waiting + c.active + c.delayed === 0 && c.completed >= 1;
+        const c = await notifyQueue.getJobCounts('waiting', 'active', 'delayed');
+        const items = (await outbox.zcard(`${dest}:items`)) + (await outbox.zcard(`${dest}:leases`));
+        last = { ...c, items };
+        return c.waiting + c.active + c.delayed === 0 && items === 0;
       }, 'the PagerDuty notifier handled every event of these runs').catch((e) => {
         throw new Error(`${e.message}: ${JSON.stringify(last)}`);
       });
     } finally {
       await notifyQueue.close();
+      outbox.disconnect();
     }
     assert.equal(pd.enqueued().filter((r) => r.body.event_action === 'trigger' && r.body.payload?.class === 'budget').length, 1, JSON.stringify(pages.map((p) => p.body.payload.summary)));
     assert.match(pages[0]!.body.payload.summary, /held back: budgeted .*Budget spent/);
@@ -279,8 +284,8 @@ test('budget slots are taken atomically: two connections racing for the last slo
   const a = new Redis(REDIS_URL);
   const b = new Redis(REDIS_URL);
   try {
-    const sa = new SafetyStore(a, prefix);
-    const sb = new SafetyStore(b, prefix);
+    const sa = new SafetyState(a, prefix);
+    const sb = new SafetyState(b, prefix);
     for (let i = 0; i < 50; i++) {
       const budget = [{ key: `r${i}`, runs: 1, perMs: 60_000 }];
       const [x, y] = await Promise.all([sa.takeBudget(budget, `job-a-${i}`, new Date()), sb.takeBudget(budget, `job-b-${i}`, new Date())]);
