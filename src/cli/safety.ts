@@ -80,7 +80,7 @@ export async function safetyCommand(cmd: string, args: string[], o: { config: Co
       const scope = positional[0];
       if (!scope) return usageError(o, 'pause needs a scope: all, rule:NAME, action:NAME or target:NAME');
       if (!args.includes('--force')) {
-        const unknown = unknownScope(scope, await knownScopes(o.config, redis, o.err));
+        const unknown = unknownScope(scope, await knownScopes(o.config, redis, o.err), [...buildRegistry().keys()]);
         if (unknown) return usageError(o, `${unknown}; nothing paused (--force pauses it anyway)`);
       }
       const p = await pause(op, { scope, by, reason: flag('--reason') ?? '', until: flag('--until'), for: flag('--for') });

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { reach, type Reach } from '../redis/reach.js';
 import type { RuleTable } from '../rules/load.js';
 import { scopeNames, unknownScope } from '../rules/scopes.js';
+import { remediations } from '../remediations/registry.js';
 import { decideApproval, lift, OperatorInputError, pause, resume, status, type Operator } from '../run/operator.js';
 import { readsOnly, requireRole } from './roles.js';
 
@@ -66,7 +67,7 @@ export function adminSafetyRouter(deps: AdminSafetyDeps): Router {
     if (!force && table) {
       // The live workers' tables too: in a split deployment they may have rules this receiver has not loaded yet.
       const workers = deps.redis && deps.prefix !== undefined ? (await reach(deps.redis, deps.prefix)).workers : [];
-      const unknown = unknownScope(b.scope, [scopeNames(table), ...workers.map((w) => w.scopes)]);
+      const unknown = unknownScope(b.scope, [scopeNames(table), ...workers.map((w) => w.scopes)], remediations.map((r) => r.name));
       if (unknown) return { status: 400, body: { error: `${unknown}; nothing paused (send "force": true to pause it anyway)` } };
     }
     const p = await pause(deps.operator, { ...b, by: `admin-api:${b.by}` });

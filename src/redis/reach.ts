@@ -11,7 +11,7 @@ export interface Reach {
   prefix: string;
   /** Live workers under this Redis and prefix. */
   live: number;
-  /** Of those, workers the change applies to: all of them, or those whose rules name the scope. */
+  /** Of those, workers the change applies to: all of them, or those whose rules have the rule or target it names. */
   applies: number;
   workers: WorkerBeat[];
   /** Distinct rules hashes of the live workers (more than one: they run different rules). */
@@ -23,8 +23,9 @@ export interface Reach {
 export async function reach(redis: Redis | Cluster, prefix: string, scope?: string): Promise<Reach> {
   const workers = await liveWorkers(redis, prefix);
   const where = describeRedis(redis);
-  const m = scope ? /^(rule|action|target):(.+)$/.exec(scope) : null;
-  const applies = m ? workers.filter((w) => w.scopes[`${m[1] as 'rule' | 'action' | 'target'}s`].includes(m[2]!)).length : workers.length;
+  // A rule or target pause holds back only workers whose rules have it; every worker has every action.
+  const m = scope ? /^(rule|target):(.+)$/.exec(scope) : null;
+  const applies = m ? workers.filter((w) => w.scopes[`${m[1] as 'rule' | 'target'}s`].includes(m[2]!)).length : workers.length;
   const rulesHashes = [...new Set(workers.map((w) => w.rulesHash))];
   let warning: string | undefined;
   if (workers.length === 0) {

@@ -32,19 +32,19 @@ export function rulesHash(table: RuleTable): string {
 
 /**
  * Why a pause scope names nothing known (a misspelt rule would hold nothing back while saying
- * "paused"), or undefined when it does. `known` are the tables to look in (the CLI's RULES_DIR,
- * the live workers'); the scope is known when any of them has the name.
+ * "paused"), or undefined when it does. Rules and targets are looked up in `known` (the CLI's
+ * RULES_DIR, the live workers' tables: known when any of them has the name); actions in `catalog`,
+ * every action remediator has, so an action can be paused before a rule uses it.
  */
-export function unknownScope(scope: string, known: ScopeNames[]): string | undefined {
+export function unknownScope(scope: string, known: ScopeNames[], catalog: readonly string[]): string | undefined {
   const m = /^(rule|action|target):(.+)$/.exec(scope);
   if (!m) return undefined; // "all", or a malformed scope the operator's own check refuses
   const kind = m[1] as 'rule' | 'action' | 'target';
   const name = m[2]!;
-  const key = `${kind}s` as const;
-  const names = [...new Set(known.flatMap((k) => k[key]))].sort();
+  const names = kind === 'action' ? [...catalog].sort() : [...new Set(known.flatMap((k) => k[`${kind}s`]))].sort();
   if (names.includes(name)) return undefined;
-  if (known.length === 0) return `scope: cannot check ${scope}: no rule table to check it against`;
+  if (kind !== 'action' && known.length === 0) return `scope: cannot check ${scope}: no rule table to check it against`;
   const near = closest(name, names);
-  const what = kind === 'action' ? 'no rule uses action' : `no ${kind} is named`;
+  const what = kind === 'action' ? 'no action is named' : `no ${kind} is named`;
   return `scope: ${what} ${JSON.stringify(name)}${near ? ` (did you mean ${kind}:${near}?)` : names.length ? ` (known: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''})` : ''}`;
 }

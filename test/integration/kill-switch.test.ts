@@ -113,10 +113,15 @@ describe('remediator pause | resume | status', () => {
     const target = await cli(['pause', 'target:nowhere', '--reason', 'x']);
     assert.equal(target.code, 2);
     assert.match(target.err, /no target is named "nowhere"/);
-    const action = await cli(['pause', 'action:worker-restart', '--reason', 'x']);
+    const action = await cli(['pause', 'action:worker-restrat', '--reason', 'x']);
     assert.equal(action.code, 2);
-    assert.match(action.err, /no rule uses action "worker-restart"/);
+    assert.match(action.err, /no action is named "worker-restrat" \(did you mean action:worker-restart\?\)/);
     assert.deepEqual(await pauses(), []);
+    // An action no rule uses yet can be paused ahead (every worker has every action).
+    const ahead = await cli(['pause', 'action:worker-restart', '--reason', 'cluster upgrade']);
+    assert.equal(ahead.code, 0, ahead.err);
+    assert.match(ahead.out, /^live workers there: 1$/m);
+    assert.equal((await cli(['resume', 'action:worker-restart'])).code, 0);
 
     // Without RULES_DIR here (a laptop), the live workers' rules are the reference.
     const laptop = await cli(['pause', 'rule:tell-ops', '--reason', 'x'], { RULES_DIR: '/nonexistent' });
