@@ -1,4 +1,4 @@
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import express, { type Express } from 'express';
 import type { Logger } from './log.js';
 import { adminRouter } from './receivers/admin.js';
 import { alertmanagerRouter, type AlertmanagerReceiverDeps } from './receivers/alertmanager.js';
@@ -15,6 +15,7 @@ import type { Operator } from './run/operator.js';
 import { slackInteractionsRouter, type SlackInteractionDeps } from './receivers/slack-interactions.js';
 import { streamKey } from './redis/delivery-stream.js';
 import { uiRouter } from './ui/router.js';
+import { errorHandler, malformedUrl } from './receivers/error-handler.js';
 import type { InForceSource } from './ui/in-force.js';
 import type { ReloadStatus } from './rules/reload-status.js';
 
@@ -50,19 +51,17 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   // The webhook first: it is the hot path, and every router before it costs each request.
   app.use(alertmanagerRouter(deps));
+  app.use(malformedUrl(deps.log)); // every other route: a URL that does not decode is the client's 400
   app.use(healthRouter(deps));
   app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts(), deliveries: streamKey(deps.prefix) } }));
   app.use(adminRouter(deps));
-  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken, viewerToken: deps.viewerToken }));
+  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken, viewerToken: deps.viewerToken, table: deps.table, redis: deps.redis, prefix: deps.prefix, log: deps.log }));
   app.use(pagerDutyWebhookRouter(deps));
   app.use(slackInteractionsRouter(deps));
   app.use(uiRouter({ ...deps, ...deps.ui }));
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });
-  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
-    deps.log.error('request failed', { error: err }); // with its stack
-    res.status(500).json({ error: 'internal error' });
-  });
+  app.use(errorHandler(deps.log)); // client errors keep their 4xx, quietly; 500 only for our faults
   return app;
 }

@@ -31,7 +31,7 @@ export interface Metrics {
 }
 
 /** The version in package.json (one level above both src/ and dist/). */
-function version(): string {
+export function version(): string {
   try {
     return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
   } catch {

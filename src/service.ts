@@ -29,6 +29,7 @@ import { Outbox } from './redis/outbox.js';
 import { Pacer } from './redis/pacer.js';
 import { watchPersistence } from './redis/persistence.js';
 import { SafetyState } from './redis/safety-state.js';
+import { startHeartbeat } from './redis/heartbeat.js';
 import { loadKubeConfig, preloadK8s } from './remediations/kube.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
@@ -248,6 +249,9 @@ async function startWorkers(c: Core): Promise<void> {
   c.parts.add('verify queue', 'queues', () => verify.close());
   const state = new SafetyState(lockConn, prefix);
   const approvals = new Approvals(lockConn, prefix);
+  // The kill switch counts live workers where it writes (src/redis/heartbeat.ts); gone once the work is done.
+  const heartbeat = startHeartbeat({ redis: lockConn, prefix, role: config.REMEDIATOR_ROLE, table: c.table, log });
+  c.parts.add('heartbeat', 'queues', () => heartbeat.stop());
   const remediation = startRemediationWorker({
     connection: workerConn, redis: lockConn, queue: c.remediations, prefix, table: c.table, registry: c.registry, journal: c.journal, runs: c.runs, log,
     concurrency: config.WORKER_CONCURRENCY, shutdown: c.shutdown.signal, lockMs: config.WORKER_LOCK_MS, metrics: c.metrics,

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { ident } from '../store/migrate.js';
+import { cliRedis } from './connect.js';
 import type { Config } from '../config.js';
 import { webhookSchema } from '../core/alert.js';
 import type { AlertInfo } from '../core/alert.js';
@@ -167,9 +167,8 @@ function describeBefore(d: Before): string {
 
 /** Pauses and quarantines as they are now, from Redis (also for `rules test --state`). */
 export async function safetyState(config: Config): Promise<{ pauses: Pause[]; quarantines: Quarantine[] }> {
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: true, retryStrategy: () => null });
+  const redis = await cliRedis(config); // down: a DependencyError (Redis, REDIS_URL, fix), not an ioredis stack
   try {
-    await redis.connect();
     const store = new SafetyState(redis, config.QUEUE_PREFIX);
     return { pauses: await store.pauses(new Date()), quarantines: await store.quarantines() };
   } finally {

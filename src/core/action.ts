@@ -13,6 +13,18 @@ export interface ActionSpec {
   paramsSchema: z.ZodType<unknown, z.ZodTypeDef, unknown>;
   /** Strict zod schema of a target of `targetKind` (without `kind`), for the action that declares the kind. */
   targetSchema?: z.ZodType<unknown, z.ZodTypeDef, unknown>;
+  /**
+   * What the target does not allow in these params (its allow-lists and limits). The loader calls
+   * it with the params a rule writes literally (templated ones left out, defaults filled in) when
+   * the rule names its target literally; the action calls it again at run time with every param.
+   */
+  targetRefusals?(params: any, target: any): TargetRefusal[];
+}
+
+/** A param outside what its target allows: `path` inside params (`databases[1]`, `min_idle`). */
+export interface TargetRefusal {
+  path: (string | number)[];
+  message: string;
 }
 
 /** The actions a rule may name, by name. */

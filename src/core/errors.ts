@@ -12,6 +12,8 @@ export type FailureReason =
   | 'forbidden'
   | 'not_found'
   | 'bad_request'
+  /** The target, hook or API answered 3xx: never followed (src/core/redirect.ts). */
+  | 'redirected'
   | 'bad_params'
   /** A secret a target or rule names (`token_env`, `url_env`) is not set in the worker's environment. */
   | 'missing_secret'

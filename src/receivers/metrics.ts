@@ -1,3 +1,4 @@
+import { errorHandler } from './error-handler.js';
 import express, { type Express, type Router } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -53,6 +54,7 @@ export function metricsApp(deps: { metrics: Metrics; persistence?: () => Persist
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });
+  app.use(errorHandler());
   return app;
 }
 

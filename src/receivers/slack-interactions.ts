@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { WebClient } from '@slack/web-api';
 import { APPROVE_ACTION, esc, PAUSE_RULE_ACTION, REJECT_ACTION } from '../notifiers/slack/format.js';
 import type { RuleTable } from '../rules/load.js';
+import type { RuleSpec } from '../rules/schema.js';
 import { decideApproval, noteOnRun, pause, type Operator } from '../run/operator.js';
 
 /** Slack refuses requests older than this itself; so do we (replay window). */
@@ -74,7 +75,7 @@ export function slackInteractionsRouter(deps: SlackInteractionDeps): Router {
       return answerAndClose(res, 401, { error: 'replayed Slack request' });
     }
     const action = p.actions[0]!;
-    if (action.action_id === PAUSE_RULE_ACTION) return void res.status(200).json(await pauseRule(deps, p.user.id, action.value ?? ''));
+    if (action.action_id === PAUSE_RULE_ACTION) return void res.status(200).json(await pauseRule(deps, p, action.value ?? ''));
     if (action.action_id === APPROVE_ACTION || action.action_id === REJECT_ACTION) {
       return void res.status(200).json(await decide(deps, p, action.value ?? '', action.action_id === APPROVE_ACTION));
     }
@@ -83,14 +84,43 @@ export function slackInteractionsRouter(deps: SlackInteractionDeps): Router {
   return router;
 }
 
-/** "Pause this rule": pauses the rule of the run the message is about, and says so in its thread. */
-async function pauseRule(deps: SlackInteractionDeps, user: string, jobId: string): Promise<Record<string, unknown>> {
+/**
+ * Who may pause `rule` from Slack: its `pausers` (ids, or anyone), else its approvers; a rule with
+ * neither, or no longer in the table, nobody (the CLI and the admin API still can).
+ */
+export function pausersOf(rule: RuleSpec | undefined): string[] | 'anyone' {
+  return rule?.pausers ?? rule?.approval?.approvers ?? [];
+}
+
+/**
+ * "Pause this rule": pauses the rule of the run the message is about, and says so in its thread.
+ * Only the people allowed to pause that rule (see `pausersOf`) may; anyone else is refused (and
+ * told who may), since anyone in the channel can click.
+ */
+async function pauseRule(deps: SlackInteractionDeps, p: BlockActions, jobId: string): Promise<Record<string, unknown>> {
+  const user = p.user.id;
   const run = await deps.operator.runs.getRun(jobId);
   if (!run) return { ignored: 'no such run' };
-  const p = await pause(deps.operator, { scope: `rule:${run.rule}`, by: `slack:${user}`, reason: `paused from Slack by user ${user}` });
+  const spec = deps.table()?.rules.find((r) => r.spec.name === run.rule)?.spec;
+  const allowed = pausersOf(spec);
+  if (allowed !== 'anyone' && !(await isApprover(deps, allowed, user))) {
+    deps.log.warn('pause click by a user who may not pause this rule', { user, rule: run.rule, job: jobId });
+    const who = allowed.length ? allowed.join(', ') : 'nobody from Slack (the rule has no pausers and no approvers)';
+    const text = `:no_entry: ${user} may not pause rule ${run.rule} from Slack. Allowed: ${who}. Set pausers in the rule, or use remediator pause rule:${run.rule}.`;
+    await ephemeral(deps, p, text);
+    return { refused: `${user} may not pause rule ${run.rule}`, allowed: who };
+  }
+  const paused = await pause(deps.operator, { scope: `rule:${run.rule}`, by: `slack:${user}`, reason: `paused from Slack by user ${user}` });
   const message = `Slack user ${user} paused rule ${run.rule} from Slack: no run of it acts until someone resumes it (remediator resume rule:${run.rule}).`;
-  await noteOnRun(deps.operator, run, message, { pause: p, to: 'slack' });
-  return { paused: p.scope };
+  await noteOnRun(deps.operator, run, message, { pause: paused, to: 'slack' });
+  return { paused: paused.scope };
+}
+
+/** Tells only the clicking user (chat.postEphemeral), when the message's channel is known. */
+async function ephemeral(deps: SlackInteractionDeps, p: BlockActions, text: string): Promise<void> {
+  const channel = p.container?.channel_id;
+  if (!deps.slack || !channel) return;
+  await deps.slack.chat.postEphemeral({ channel, user: p.user.id, text: esc(text) }).catch((err: Error) => deps.log.warn('could not tell the user', { error: err.message }));
 }
 
 /**

@@ -1,4 +1,5 @@
 import { deadline } from '../core/deadline.js';
+import { isRedirect, MANUAL_REDIRECT, redirectLocation, redirectMessage } from '../core/redirect.js';
 import type { Logger } from '../log.js';
 import { QUEUES } from '../redis/connection.js';
 import { acceptDelivery, type AcceptDeps } from '../receivers/webhook-accept.js';
@@ -103,7 +104,10 @@ export class Reconciler {
     const query = new URLSearchParams({ active: 'true', silenced: 'false', inhibited: 'false', unprocessed: 'false', receiver: escapeRegex(this.o.receiver) });
     const d = deadline('Alertmanager API request', this.o.requestTimeoutMs ?? 10_000);
     try {
-      const res = await d.race(this.fetch(`${url.replace(/\/$/, '')}/api/v2/alerts?${query}`, { headers, signal: d.signal }));
+      const endpoint = `${url.replace(/\/$/, '')}/api/v2/alerts?${query}`;
+      // Never followed: the basic credentials would go wherever the answer points (src/core/redirect.ts).
+      const res = await d.race(this.fetch(endpoint, { headers, signal: d.signal, ...MANUAL_REDIRECT }));
+      if (isRedirect(res)) throw new Error(redirectMessage('GET /api/v2/alerts', res.status, redirectLocation(res.headers.get('location'), endpoint)));
       const text = await d.race(res.text());
       if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
       const list = JSON.parse(text) as unknown;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { abortMessage, deadline } from '../core/deadline.js';
+import { isRedirect, MANUAL_REDIRECT, redirectLocation, redirectMessage } from '../core/redirect.js';
 import { envName } from '../rules/schema.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 
@@ -31,7 +32,8 @@ export interface HttpResult {
 
 /**
  * One request with the error taxonomy applied: network errors, timeouts, 429 and 5xx are
- * transient; other 4xx are permanent (401/403 forbidden, 404 not found). Messages name the
+ * transient; other 4xx are permanent (401/403 forbidden, 404 not found); a 3xx is never followed
+ * and is permanent (`redirected`, naming the Location, see src/core/redirect.ts). Messages name the
  * method and URL, never headers, so no token can leak into an error or the audit.
  */
 export async function callEndpoint(
@@ -55,12 +57,19 @@ export async function callEndpoint(
         headers,
         body: payload === undefined ? undefined : JSON.stringify(payload),
         signal: request.signal,
+        // Never followed: a 3xx would carry the token to a host or path no target declares.
+        ...MANUAL_REDIRECT,
       });
     } catch (err) {
       if (request.signal.aborted) throw new TransientError('timeout', `${what}: ${abortMessage(request.signal.reason)}`);
       const e = err as Error;
       const cause = (e.cause as { code?: string; message?: string } | undefined) ?? {};
       throw new TransientError('unavailable', `${what}: ${cause.code ?? cause.message ?? e.message}`);
+    }
+    if (isRedirect(res)) {
+      const location = redirectLocation(res.headers.get('location'), ep.url);
+      await res.body?.cancel().catch(() => {});
+      throw new PermanentError('redirected', redirectMessage(what, res.status, location), { status: res.status, location });
     }
     // The body is read under the same deadline: a server can send headers and then stall.
     let text: string;

@@ -5,15 +5,40 @@ import { formatDuration } from '../core/duration.js';
 import { duration, envName } from '../rules/schema.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import { secretFromEnv } from './http.js';
-import { defineRemediation, type RemediationContext } from './types.js';
+import { defineRemediation, type RemediationContext, type TargetRefusal } from './types.js';
+
+const nameList = (what: string) => z.array(z.string().min(1)).min(1, `list at least one ${what}, or leave the key out`);
 
 /**
  * A PostgreSQL server. The URL (with its password) is read from `url_env` at run time; it is
  * never written in a rule file and never taken from an alert.
+ *
+ * The target is the allow-list: `allow` names the databases (required), users and applications
+ * (optional) whose backends runs may terminate, and `limits` the least `min_idle` and the most
+ * `max_terminate` a rule may ask for. Every run is confined to them in SQL, and params outside them
+ * are refused (at load when written in the rule, at run time when filled in from an alert).
  */
 const targetSchema = z
   .object({
     url_env: envName,
+    allow: z
+      .object({
+        databases: nameList('database'),
+        /** Absent: any role (still minus a rule's exclude_users). */
+        users: nameList('user').optional(),
+        /** Absent: any application_name. */
+        applications: nameList('application').optional(),
+      })
+      .strict(),
+    limits: z
+      .object({
+        /** No run may terminate backends idle for less than this. */
+        min_idle: duration.refine((ms) => ms >= 1000, 'must be at least 1s').default('1m'),
+        /** No run may terminate more than this many backends. */
+        max_terminate: z.number().int().min(1).max(1000).default(100),
+      })
+      .strict()
+      .default({}),
     /** application_name of remediator's own connection; backends with this name are never terminated. */
     application_name: z.string().regex(/^[\x20-\x7e]{1,63}$/, 'must be 1-63 printable ASCII characters').default('remediator'),
     connect_timeout: duration.default('10s'),
@@ -87,6 +112,39 @@ const TERMINATE_SQL = `SELECT pg_terminate_backend(a.pid) AS signalled FROM pg_s
 const PRESENT_SQL = `SELECT a.pid FROM pg_stat_activity a
   JOIN unnest($1::int[], $2::timestamptz[]) AS t(pid, started) ON a.pid = t.pid AND a.backend_start = t.started`;
 
+/**
+ * The params a run uses: a list the rule leaves out is the target's allow-list (so a rule
+ * without `databases` still touches only the allowed ones).
+ */
+function confined(p: Params, t: Target): Params {
+  return { ...p, databases: p.databases ?? t.allow.databases, users: p.users ?? t.allow.users, applications: p.applications ?? t.allow.applications };
+}
+
+/** Params outside the target's allow-lists and limits (see TargetRefusal). */
+function targetRefusals(p: Partial<Params>, t: Target): TargetRefusal[] {
+  const out: TargetRefusal[] = [];
+  const lists = [
+    ['databases', 'database'],
+    ['users', 'user'],
+    ['applications', 'application'],
+  ] as const;
+  for (const [key, what] of lists) {
+    const allowed = t.allow[key];
+    const asked = p[key];
+    if (!allowed || !asked) continue;
+    asked.forEach((name, i) => {
+      if (!allowed.includes(name)) out.push({ path: [key, i], message: `${what} ${JSON.stringify(name)} is not allowed by the target (allow.${key}: ${allowed.join(', ')})` });
+    });
+  }
+  if (p.min_idle !== undefined && p.min_idle < t.limits.min_idle) {
+    out.push({ path: ['min_idle'], message: `${formatDuration(p.min_idle)} is below the target's limit (limits.min_idle: ${formatDuration(t.limits.min_idle)})` });
+  }
+  if (p.max_terminate !== undefined && p.max_terminate > t.limits.max_terminate) {
+    out.push({ path: ['max_terminate'], message: `${p.max_terminate} is above the target's limit (limits.max_terminate: ${t.limits.max_terminate})` });
+  }
+  return out;
+}
+
 function filterValues(p: Params): unknown[] {
   const { databases, exclude_databases, users, exclude_users, applications, exclude_applications } = p;
   return [databases ?? null, exclude_databases, users ?? null, exclude_users, applications ?? null, exclude_applications];
@@ -137,6 +195,7 @@ export const idleConnectionKill = defineRemediation<Params, Target>({
   targetKind: 'postgres',
   paramsSchema,
   targetSchema,
+  targetRefusals,
   permissions: [
     'PostgreSQL: LOGIN role with pg_signal_backend (terminate other non-superuser roles\' backends; superusers\' backends need a superuser)',
     'PostgreSQL: pg_read_all_stats (see state and state_change of other roles\' backends in pg_stat_activity)',
@@ -146,6 +205,10 @@ targets:
   orders-db:
     kind: postgres
     url_env: ORDERS_DATABASE_URL
+    allow:
+      databases: [orders]
+      users: [orders_app, orders_worker]
+    limits: { min_idle: 5m, max_terminate: 50 }
     application_name: remediator
     connect_timeout: 10s
     statement_timeout: 10s
@@ -165,6 +228,13 @@ rules:
 `,
   async run(ctx) {
     const { target: t, targetName } = ctx;
+    // Before anything else: params an alert filled in may not widen the target.
+    const refused = targetRefusals(ctx.params, t);
+    if (refused.length) {
+      throw new PermanentError('refused_target', `target ${targetName} refuses: ${refused.map((r) => `params.${r.path.join('.')}: ${r.message}`).join('; ')}`, {
+        refused: refused.map((r) => ({ path: r.path.join('.'), message: r.message })),
+      });
+    }
     const url = secretFromEnv(ctx.deps.env, t.url_env);
     if (!/^postgres(ql)?:$/.test(safeProtocol(url))) {
       throw new PermanentError('bad_params', `environment variable ${t.url_env} does not hold a postgres:// URL`);
@@ -189,7 +259,7 @@ rules:
         phase = `${what} on ${targetName}`;
         return (await client.query<R>(sql, values)).rows;
       };
-      return await kill(ctx, q);
+      return await kill(ctx, confined(ctx.params, t), q);
     } catch (err) {
       throw classify(err, phase, redact, ctx.signal);
     } finally {
@@ -201,9 +271,9 @@ rules:
 
 type Query = <R extends pg.QueryResultRow>(what: string, sql: string, values: unknown[]) => Promise<R[]>;
 
-async function kill(ctx: Ctx, q: Query) {
-  const { params: p, targetName } = ctx;
-  const where = `idle >= ${formatDuration(p.min_idle)}, states ${p.states.join(', ')}`;
+async function kill(ctx: Ctx, p: Params, q: Query) {
+  const { targetName } = ctx;
+  const where = `idle >= ${formatDuration(p.min_idle)}, states ${p.states.join(', ')}, databases ${p.databases!.join(', ')}`;
   const [{ n: hidden } = { n: 0 }] = await q<{ n: number }>('reading pg_stat_activity', HIDDEN_SQL, filterValues(p));
   const rows = await q<Backend & { matching: number }>('selecting idle backends', SELECT_SQL, [...matchValues(p), p.max_terminate]);
   const matching = rows[0]?.matching ?? 0;

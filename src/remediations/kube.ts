@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
 import { createRequire } from 'node:module';
-import type { ConfigurationOptions, KubeConfig, ObservableMiddleware } from '@kubernetes/client-node';
+import type { ConfigurationOptions, HttpLibrary, KubeConfig, ObservableMiddleware, RequestContext } from '@kubernetes/client-node';
+import { isRedirect, redirectLocation, redirectMessage } from '../core/redirect.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 
 type ClientNode = typeof import('@kubernetes/client-node');
@@ -101,8 +102,8 @@ export function withContext(kc: KubeConfig, name: string): KubeConfig {
 
 /**
  * Request options that abort the request when `signal` aborts (client-node has no request
- * timeout of its own: pass a deadline's signal, see src/core/deadline.ts). Pass the result to
- * setHeaderOptions to add headers.
+ * timeout of its own: pass a deadline's signal, see src/core/deadline.ts) and never follow a
+ * redirect (see `noRedirectHttpApi`). Pass the result to setHeaderOptions to add headers.
  */
 export function abortable(signal: AbortSignal): ConfigurationOptions<ObservableMiddleware> {
   const middleware: ObservableMiddleware = {
@@ -112,8 +113,53 @@ export function abortable(signal: AbortSignal): ConfigurationOptions<ObservableM
     },
     post: (res) => new (k8s().Observable)(Promise.resolve(res)),
   };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append', httpApi: noRedirectHttpApi };
 }
+
+/** The part of node-fetch 2 used here (client-node's own HTTP client). */
+type NodeFetch = (
+  url: string,
+  init: Record<string, unknown>,
+) => Promise<{ status: number; headers: { get(name: string): string | null; forEach(cb: (value: string, name: string) => void): void }; text(): Promise<string>; buffer(): Promise<Buffer> }>;
+let nodeFetch: NodeFetch | undefined;
+/** node-fetch exactly as client-node resolves it: the same agent handling (TLS, client certificates). */
+function loadNodeFetch(): NodeFetch {
+  const fromClientNode = createRequire(createRequire(import.meta.url).resolve('@kubernetes/client-node'));
+  return (nodeFetch ??= (fromClientNode('node-fetch') as { default: NodeFetch }).default);
+}
+
+/**
+ * client-node's IsomorphicFetchHttpLibrary (node-fetch, which follows up to 20 redirects by
+ * default) with one change: `redirect: 'manual'`, and a 3xx is a permanent `redirected` error
+ * naming its Location. Following it would send the bearer token or client certificate's request
+ * to wherever the answer points.
+ */
+export const noRedirectHttpApi: HttpLibrary = {
+  send(request: RequestContext) {
+    const method = request.getHttpMethod().toString();
+    const url = request.getUrl();
+    const sent = loadNodeFetch()(url, {
+      method,
+      body: request.getBody(),
+      headers: request.getHeaders(),
+      signal: request.getSignal(),
+      agent: request.getAgent(),
+      redirect: 'manual',
+    }).then(async (resp) => {
+      if (isRedirect(resp)) {
+        const location = redirectLocation(resp.headers.get('location'), url);
+        await resp.text().catch(() => '');
+        throw new PermanentError('redirected', redirectMessage(`Kubernetes API ${method} ${new URL(url).pathname}`, resp.status, location), { status: resp.status, location });
+      }
+      const headers: Record<string, string> = {};
+      resp.headers.forEach((value, name) => {
+        headers[name] = value;
+      });
+      return new (k8s().ResponseContext)(resp.status, headers, { text: () => resp.text(), binary: () => resp.buffer() });
+    });
+    return new (k8s().Observable)(sent);
+  },
+};
 
 /** The `message` of a Kubernetes Status body (ApiException.body is the raw response text). */
 function statusMessage(body: unknown): string | undefined {

@@ -1,4 +1,6 @@
 import type { z } from 'zod';
+import type { TargetRefusal } from '../core/action.js';
+export type { TargetRefusal } from '../core/action.js';
 import type { Pool } from 'pg';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { AlertInfo } from '../core/alert.js';
@@ -73,10 +75,18 @@ export interface Remediation<P = unknown, T = unknown> {
   targetSchema?: z.ZodType<T, z.ZodTypeDef, unknown>;
   /** Privileges it needs, for operators (RBAC verbs, database roles, API scopes). */
   permissions: string[];
+  /**
+   * What the target does not allow in these params (its allow-lists and limits), as problems at
+   * param paths. The loader calls it with the params a rule writes literally (templated ones left
+   * out, defaults filled in) when the rule names its target literally; the remediation calls it at
+   * run time with every param, so an alert's labels can never widen what the target allows.
+   */
+  targetRefusals?(params: Partial<P>, target: T): TargetRefusal[];
   /** A complete rules file (targets + one rule) that `rules check` accepts; a test loads it. */
   exampleRules: string;
   run(ctx: RemediationContext<P, T>): Promise<RemediationResult>;
 }
+
 
 /** Identity helper that keeps the generic types of a remediation definition. */
 export function defineRemediation<P, T>(r: Remediation<P, T>): Remediation<P, T> {

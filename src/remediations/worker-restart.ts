@@ -7,7 +7,7 @@ import { formatDuration } from '../core/duration.js';
 import { compileAnchored, RegexError } from '../rules/regex.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import { rolloutStatus, workloadKinds, type RolloutStatus, type WorkloadKind, type WorkloadObject } from './rollout-status.js';
-import { defineRemediation, type RemediationContext } from './types.js';
+import { defineRemediation, type RemediationContext, type TargetRefusal } from './types.js';
 
 /**
  * `kubectl rollout restart` + `kubectl rollout status`, for Deployments (and StatefulSets,
@@ -140,6 +140,20 @@ function checkAllowed(ctx: Ctx): void {
   }
 }
 
+/** The same allow-list, for the loader: literal params outside the target are refused at load. */
+function targetRefusals(p: Partial<Params>, t: Target): TargetRefusal[] {
+  const out: TargetRefusal[] = [];
+  if (p.kind !== undefined && !t.kinds.includes(p.kind)) out.push({ path: ['kind'], message: `kind ${p.kind} is not allowed by the target (kinds: ${t.kinds.join(', ')})` });
+  if (p.namespace !== undefined && !t.namespaces.includes(p.namespace)) {
+    out.push({ path: ['namespace'], message: `namespace ${JSON.stringify(p.namespace)} is not allowed by the target (namespaces: ${t.namespaces.join(', ')})` });
+  }
+  if (p.name !== undefined) {
+    const allowed = isWorkloadName(p.name) && (Array.isArray(t.names) ? t.names.includes(p.name) : compileAnchored(t.names)(p.name));
+    if (!allowed) out.push({ path: ['name'], message: `${JSON.stringify(p.name)} is not allowed by the target (names: ${Array.isArray(t.names) ? t.names.join(', ') : t.names})` });
+  }
+  return out;
+}
+
 /** kubectl's own refusals (polymorphichelpers/objectrestarter.go): a restart that could not roll. */
 function checkRestartable(kind: WorkloadKind, obj: Workload, where: string): void {
   if (kind === 'Deployment' && obj.spec?.paused) {
@@ -204,6 +218,7 @@ export const workerRestart = defineRemediation<Params, Target>({
   targetKind: 'kubernetes',
   paramsSchema,
   targetSchema,
+  targetRefusals,
   permissions: [
     'Kubernetes RBAC (Role per allowed namespace, see deploy/rbac.yaml): apps deployments get, patch',
     'apps statefulsets, daemonsets get, patch (only when the target lists those kinds)',

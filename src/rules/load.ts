@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, parseDocument, visit, type Node } from 'yaml';
-import type { z, ZodIssue } from 'zod';
+import { z, type ZodIssue } from 'zod';
 import { limitsSchema, ruleSchema, type Budget, type RuleSpec } from './schema.js';
 import { parseMatcher, type Matcher } from './matchers.js';
 import { formatProblem, sortProblems, SourcePositions, type Problem } from './problems.js';
@@ -220,6 +220,13 @@ export function compileRules(sources: { file: string; text: string }[], registry
       if (!bad.has('params')) {
         const issues = checkParams((raw.params ?? {}) as Obj, remediation);
         problems.push(...zodProblems(issues, { pos, base: [...at, 'params'], field: ['params'], subject, schema: remediation.paramsSchema }));
+        // Literal params outside a literal target's allow-list: refused now (templated ones at run time).
+        const target = !bad.has('target') && typeof raw.target === 'string' ? targets.get(raw.target) : undefined;
+        if (issues.length === 0 && remediation.targetRefusals && target?.kind === remediation.targetKind) {
+          for (const r of remediation.targetRefusals(literalParams((raw.params ?? {}) as Obj, remediation), target.config)) {
+            problems.push(pos.problem([...at, 'params', ...r.path], { subject, field: ['params', ...r.path], message: r.message }));
+          }
+        }
       }
     }
     if (parsed.success && remediation && problems.length === before) {
@@ -266,6 +273,26 @@ function checkTarget(target: string | undefined, r: ActionSpec, declared: Map<st
   // A target that is declared but invalid has its own problem already; saying more would mislead.
   if (t.kind !== undefined && t.kind !== r.targetKind) return [`target ${target} is of kind ${t.kind}, action ${r.name} needs ${r.targetKind}`];
   return [];
+}
+
+/**
+ * The params a rule fixes in its file: each field of the action's schema parsed on its own, with
+ * its default when absent; templated fields are left out (an alert fills them in at run time).
+ */
+function literalParams(params: Obj, r: ActionSpec): Record<string, unknown> {
+  const schema = r.paramsSchema as z.ZodTypeAny;
+  if (!(schema instanceof z.ZodObject)) return {};
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(schema.shape as Record<string, z.ZodTypeAny>)) {
+    let templated = false;
+    eachString(params[key], (s) => {
+      if (hasTemplate(s)) templated = true;
+    });
+    if (templated) continue;
+    const parsed = field.safeParse(params[key]);
+    if (parsed.success && parsed.data !== undefined) out[key] = parsed.data;
+  }
+  return out;
 }
 
 /**

@@ -78,6 +78,16 @@ export const approvalSchema = z
   .object({ required: z.boolean().default(true), approvers: z.array(slackId).min(1, 'name at least one approver'), timeout: duration.default('15m') })
   .strict();
 
+/**
+ * Who may pause this rule with the "Pause this rule" button in Slack: Slack user and user group
+ * ids, or `anyone` (every member of the workspace who sees the message). Unset: the rule's
+ * approvers; a rule with neither cannot be paused from Slack (the CLI and the admin API still can).
+ */
+export const pausersSchema = z.union([
+  z.literal('anyone'),
+  z.array(slackId).min(1, 'name at least one Slack user or group, or write anyone'),
+], { errorMap: (issue, ctx) => (issue.code === 'invalid_union' ? { message: 'a list of Slack user (U…, W…) and user group (S…) ids, or anyone' } : { message: ctx.defaultError }) });
+
 /** One rule, as written (params are checked against the action's schema by load.ts). */
 export const ruleSchema = z
   .object({
@@ -109,6 +119,7 @@ export const ruleSchema = z
     quarantine_after: z.number().int().min(0).max(100).default(3),
     /** A person approves each run in Slack (or the admin API / CLI) before it acts. */
     approval: approvalSchema.optional(),
+    pausers: pausersSchema.optional(),
   })
   .strict();
 

@@ -44,6 +44,8 @@ export interface FailureRule {
   /** Let this many matching requests through first. */
   skip?: number;
   message?: string;
+  /** Answer with this Location header (a redirect, with a 3xx `status`). */
+  location?: string;
 }
 
 export interface WorkloadOptions {
@@ -132,9 +134,9 @@ export async function startFakeKubeApi(opts: { token?: string } = {}): Promise<F
         rawBody,
       };
       requests.push(rec);
-      const send = (status: number, payload: unknown) => {
+      const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
         rec.status = status;
-        res.writeHead(status, { 'content-type': 'application/json' });
+        res.writeHead(status, { 'content-type': 'application/json', ...headers });
         res.end(JSON.stringify(payload));
       };
       try {
@@ -145,7 +147,7 @@ export async function startFakeKubeApi(opts: { token?: string } = {}): Promise<F
     });
   });
 
-  function handle(req: IncomingMessage, rec: RecordedRequest, send: (status: number, payload: unknown) => void): void {
+  function handle(req: IncomingMessage, rec: RecordedRequest, send: (status: number, payload: unknown, headers?: Record<string, string>) => void): void {
     if (!(anonymous && req.headers.authorization === undefined) && req.headers.authorization !== `Bearer ${token}`) return send(401, statusBody(401, 'Unauthorized'));
     let failure: (typeof failures)[number] | undefined;
     for (const f of failures) {
@@ -159,7 +161,7 @@ export async function startFakeKubeApi(opts: { token?: string } = {}): Promise<F
     }
     if (failure) {
       failure.left -= 1;
-      return send(failure.status, statusBody(failure.status, failure.message ?? `fake: told to answer ${failure.status}`));
+      return send(failure.status, statusBody(failure.status, failure.message ?? `fake: told to answer ${failure.status}`), failure.location ? { location: failure.location } : {});
     }
     const discovery = discoveryAnswer(rec.path, port);
     if (discovery && rec.method === 'GET') return send(200, discovery);

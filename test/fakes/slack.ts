@@ -53,6 +53,8 @@ export class FakeSlack {
   faults: SlackFault[] = [];
   /** Channels that answer channel_not_found. */
   missingChannels = new Set<string>();
+  /** chat.postEphemeral calls: messages only `user` sees. */
+  ephemerals: { channel: string; user: string; text: string }[] = [];
   /** User groups (S…) and their member user ids, for usergroups.users.list. */
   userGroups = new Map<string, string[]>();
   /**
@@ -183,6 +185,12 @@ export class FakeSlack {
     if (auth !== `Bearer ${this.token}`) return send(200, { ok: false, error: 'invalid_auth' });
     if (method === 'chat.postMessage') return send(200, this.postMessage(args));
     if (method === 'chat.update') return send(200, this.update(args));
+    if (method === 'chat.postEphemeral') {
+      if (typeof args.channel !== 'string' || args.channel === '') return send(200, { ok: false, error: 'channel_not_found' });
+      if (typeof args.user !== 'string' || args.user === '') return send(200, { ok: false, error: 'user_not_in_channel' });
+      this.ephemerals.push({ channel: args.channel, user: args.user, text: String(args.text ?? '') });
+      return send(200, { ok: true, message_ts: this.nextTs() });
+    }
     if (method === 'usergroups.users.list') {
       const users = this.userGroups.get(String(args.usergroup ?? ''));
       return send(200, users ? { ok: true, users } : { ok: false, error: 'no_such_subteam' });

@@ -9,6 +9,7 @@ import { compileRules } from '../../src/rules/load.js';
 import { PermanentError, TransientError } from '../../src/core/errors.js';
 import { idleConnectionKill } from '../../src/remediations/idle-connection-kill.js';
 import { buildRegistry } from '../../src/remediations/registry.js';
+import { renderDeep } from '../../src/rules/template.js';
 import { makeContext } from '../helpers/context.js';
 import { DATABASE_URL } from '../helpers/pg.js';
 
@@ -90,7 +91,7 @@ function ctx(params: Record<string, unknown>, opts: { dryRun?: boolean; url?: st
   const env: NodeJS.ProcessEnv = opts.url === null ? {} : { [ENV]: opts.url ?? DATABASE_URL };
   return makeContext(idleConnectionKill, {
     params: { min_idle: '1s', ...params },
-    target: { url_env: ENV, connect_timeout: '3s', ...opts.target },
+    target: { url_env: ENV, connect_timeout: '3s', allow: { databases: ['postgres'] }, limits: { min_idle: '1s' }, ...opts.target },
     targetName: 'test-db',
     dryRun: opts.dryRun,
     deps: { env },
@@ -158,7 +159,7 @@ test('exclude filters on application, user and database', async () => {
   assert.equal(noUser.outcome, 'skipped', noUser.summary);
   const noDb = await idleConnectionKill.run(ctx({ applications: [keep, kill], exclude_databases: ['postgres'] }));
   assert.equal(noDb.outcome, 'skipped', noDb.summary);
-  const otherDb = await idleConnectionKill.run(ctx({ applications: [keep, kill], databases: ['no_such_database'] }));
+  const otherDb = await idleConnectionKill.run(ctx({ applications: [keep, kill], databases: ['no_such_database'] }, { target: { allow: { databases: ['postgres', 'no_such_database'] } } }));
   assert.equal(otherDb.outcome, 'skipped', otherDb.summary);
   assert.deepEqual(await alive([...kept, ...killed]), sorted([...kept, ...killed]));
 
@@ -212,7 +213,7 @@ test('nothing matching: skipped with a clear summary', async () => {
   const pids = await openIdle(app, 2); // idle, but not for 10 minutes (the default)
   const res = await idleConnectionKill.run(ctx({ applications: [app], min_idle: '10m' }));
   assert.equal(res.outcome, 'skipped');
-  assert.match(res.summary, /No backends on test-db match \(idle >= 10m, states idle\): nothing to terminate/);
+  assert.match(res.summary, /No backends on test-db match \(idle >= 10m, states idle, databases postgres\): nothing to terminate/);
   assert.deepEqual(await alive(pids), sorted(pids));
 });
 
@@ -332,7 +333,9 @@ test('params schema: defaults and refusals', () => {
   for (const bad of [{ min_idle: '500ms' }, { states: ['active'] }, { states: [] }, { applications: [] }, { max_terminate: 0 }, { url: 'x' }]) {
     assert.equal(idleConnectionKill.paramsSchema.safeParse(bad).success, false, JSON.stringify(bad));
   }
-  assert.equal(idleConnectionKill.targetSchema!.safeParse({ url_env: ENV, url: 'postgres://x' }).success, false);
+  assert.equal(idleConnectionKill.targetSchema!.safeParse({ url_env: ENV, allow: { databases: ['d'] }, url: 'postgres://x' }).success, false);
+  // The allow-list is required: a target without one could be widened to every database.
+  assert.equal(idleConnectionKill.targetSchema!.safeParse({ url_env: ENV }).success, false);
 });
 
 test('exampleRules and rules/stario-database.yml load with the registry', async () => {
@@ -344,7 +347,10 @@ test('exampleRules and rules/stario-database.yml load with the registry', async 
   const params = idleConnectionKill.paramsSchema.parse(table.rules[0]!.spec.params);
   assert.equal(params.min_idle, 600_000);
   assert.equal(params.max_terminate, 50);
-  assert.deepEqual(table.targets.get('stario-primary')?.config, idleConnectionKill.targetSchema!.parse({ url_env: 'STARIO_PRIMARY_DATABASE_URL', application_name: 'remediator', connect_timeout: '5s', statement_timeout: '10s' }));
+  assert.deepEqual(table.targets.get('stario-primary')?.config, idleConnectionKill.targetSchema!.parse({
+    url_env: 'STARIO_PRIMARY_DATABASE_URL', allow: { databases: ['stario'] }, limits: { min_idle: '10m', max_terminate: 50 },
+    application_name: 'remediator', connect_timeout: '5s', statement_timeout: '10s',
+  }));
 });
 
 async function closedPort(): Promise<number> {
@@ -354,3 +360,95 @@ async function closedPort(): Promise<number> {
   await new Promise((r) => srv.close(r));
   return port;
 }
+
+describe('the target is the allow-list (databases, users, applications; limits on min_idle and max_terminate)', () => {
+  const registry = buildRegistry();
+  const target = (extra = '') => `
+targets:
+  db:
+    kind: postgres
+    url_env: ${ENV}
+    allow: { databases: [postgres] }
+    limits: { min_idle: 5m, max_terminate: 50 }${extra}
+`;
+  const rule = (params: string) => `
+rules:
+  - name: kill
+    match: ['alertname="PostgresConnectionPoolExhausted"']
+    action: idle-connection-kill
+    target: db
+    params: ${params}
+`;
+  const problems = (text: string): string[] => {
+    try {
+      compileRules([{ file: 'db.yml', text }], registry);
+      return [];
+    } catch (err) {
+      return (err as { problems?: string[] }).problems ?? [String(err)];
+    }
+  };
+
+  test('literal params outside the target are refused at load, at the param', () => {
+    assert.deepEqual(problems(target() + rule('{ min_idle: 10m, max_terminate: 20, databases: [postgres] }')), []);
+    assert.deepEqual(problems(target() + rule('{ databases: [postgres, orders] }')), [
+      'db.yml:14:37: rule "kill": params.databases[1]: database "orders" is not allowed by the target (allow.databases: postgres)',
+    ]);
+    assert.deepEqual(problems(target() + rule('{ min_idle: 1s }')), ['db.yml:14:25: rule "kill": params.min_idle: 1s is below the target\'s limit (limits.min_idle: 5m)']);
+    assert.deepEqual(problems(target() + rule('{ max_terminate: 500 }')), ['db.yml:14:30: rule "kill": params.max_terminate: 500 is above the target\'s limit (limits.max_terminate: 50)']);
+    // A param the rule leaves out counts with its default: the default max_terminate (50) is above a limit of 10.
+    assert.deepEqual(problems(target().replace('max_terminate: 50', 'max_terminate: 10') + rule('{ min_idle: 10m }')), [
+      'db.yml:14:13: rule "kill": params.max_terminate: 50 is above the target\'s limit (limits.max_terminate: 10)',
+    ]);
+    assert.match(problems(target('\n    allow: { databases: [postgres], users: [app] }').replace('    allow: { databases: [postgres] }\n', '') + rule('{ users: [app, postgres] }')).join('\n'),
+      /params.users\[1\]: user "postgres" is not allowed by the target \(allow.users: app\)/);
+    // A target without an allow-list is refused itself.
+    assert.match(problems(`targets:\n  db: { kind: postgres, url_env: ${ENV} }\nrules: []\n`).join('\n'), /target "db": allow: Required/);
+    assert.match(problems(`targets:\n  db: { kind: postgres, url_env: ${ENV}, allow: { databases: [] } }\nrules: []\n`).join('\n'), /allow.databases: list at least one database/);
+    // Templated params are checked when an alert fills them in.
+    assert.deepEqual(problems(target() + rule('{ databases: ["{{ labels.datname }}"], min_idle: "{{ labels.idle }}" }')), []);
+  });
+
+  test('params an alert fills in are refused at run time before any connection; nothing is terminated', async () => {
+    const app = appName('label');
+    const idle = await openIdle(app, 2);
+    await waitFor(idle, ['idle'], 1);
+    const table = compileRules([{ file: 'db.yml', text: target() + rule(`{ databases: ["{{ labels.datname }}"], min_idle: "{{ labels.idle }}", applications: [${app}] }`) }], registry);
+    const spec = table.rules[0]!.spec;
+    const run = (labels: Record<string, string>) =>
+      idleConnectionKill.run(
+        makeContext(idleConnectionKill, {
+          params: renderDeep(spec.params, { labels, annotations: {} }),
+          // As the table holds it (parsed); makeContext parses targets itself, so give the same fields as written.
+          target: { url_env: ENV, allow: { databases: ['postgres'] }, limits: { min_idle: '5m', max_terminate: 50 } },
+          targetName: 'db',
+          deps: { env: { [ENV]: 'postgres://nobody@127.0.0.1:1/never-connected' } },
+        }),
+      );
+    const refused = (re: RegExp) => (err: unknown) => {
+      assert.ok(err instanceof PermanentError, String(err));
+      assert.equal(err.reason, 'refused_target');
+      assert.match(err.message, re);
+      return true;
+    };
+    await assert.rejects(run({ datname: 'orders', idle: '10m' }), refused(/params.databases.0: database "orders" is not allowed by the target/));
+    await assert.rejects(run({ datname: 'postgres', idle: '1s' }), refused(/params.min_idle: 1s is below the target's limit \(limits.min_idle: 5m\)/));
+    assert.deepEqual(await alive(idle), sorted(idle), 'nothing terminated');
+  });
+
+  test('a rule without databases touches only the allowed databases', async () => {
+    const app = appName('confined');
+    const inPostgres = await openIdle(app, 1);
+    // The same application, connected to another database of the same server.
+    const other = new pg.Client({ connectionString: urlAs(new URL(DATABASE_URL).username, undefined, 'template1'), application_name: app });
+    other.on('error', () => {});
+    clients.push(other);
+    await other.connect();
+    const otherPid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await waitFor([...inPostgres, otherPid], ['idle'], 1);
+
+    const res = await idleConnectionKill.run(ctx({ applications: [app] }));
+    assert.equal(res.outcome, 'succeeded', res.summary);
+    assert.deepEqual((res.details as Record<string, any>).pids, inPostgres);
+    assert.deepEqual(await alive([otherPid]), [otherPid], 'the backend in template1 is not touched');
+  });
+});

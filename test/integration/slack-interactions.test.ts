@@ -81,6 +81,14 @@ rules:
     action: breaker-reset
     target: svc
     params: { poll_interval: 20ms }
+    pausers: [U123]
+  - name: unguarded
+    match: ['alertname="Unguarded"']
+    action: notify
+  - name: open-to-all
+    match: ['alertname="OpenToAll"']
+    action: notify
+    pausers: anyone
 `,
     },
   });
@@ -231,5 +239,37 @@ describe('approval in Slack', () => {
     assert.equal(run.state, 'skipped');
     assert.equal(run.error_reason, 'approval_expired');
     await eventually(async () => pd.enqueued().some((e) => e.body.event_action === 'trigger' && e.body.payload?.class === 'approval_expired'), 'expiry page');
+  });
+
+  test('"Pause this rule" is for the people allowed to pause that rule: its pausers, else its approvers; nobody else, whichever run they click', async () => {
+    slack.userGroups.set('S0GROUP', ['U0MEMBER']);
+    const runOf = async (alertname: string, fp: string) => {
+      assert.equal((await postWebhook(svc.url, firingWebhook(alertname, fp))).status, 200);
+      return eventually(async () => (await svc.pool.query(`SELECT job_id FROM ${schema()}.runs WHERE fingerprint = $1`, [fp])).rows[0]?.job_id as string | undefined, `run of ${fp}`);
+    };
+    const click = async (user: string, job: string) => {
+      const r = await post(signed(blockActions(user, 'remediator_pause_rule', job)));
+      assert.equal(r.status, 200);
+      return (await r.json()) as Record<string, string>;
+    };
+    const before = (await pauses()).length;
+    const unguarded = await runOf('Unguarded', 'c11c0000000000a1');
+    const guarded = await runOf('Guarded', 'c11c0000000000a2');
+    const open = await runOf('OpenToAll', 'c11c0000000000a3');
+
+    // No pausers and no approvers: nobody pauses it from Slack; the user is told why, privately.
+    const refused = await click('U0NOBODY', unguarded);
+    assert.equal(refused.refused, 'U0NOBODY may not pause rule unguarded');
+    assert.match(slack.ephemerals.at(-1)!.text, /U0NOBODY may not pause rule unguarded from Slack\. Allowed: nobody from Slack/);
+    assert.equal(slack.ephemerals.at(-1)!.user, 'U0NOBODY');
+    // Approvers by default: a non-approver is refused, on this rule's run as on any other's.
+    assert.equal((await click('U0NOBODY', guarded)).refused, 'U0NOBODY may not pause rule guarded');
+    assert.equal((await click('U123', guarded)).refused, 'U123 may not pause rule guarded', 'a pauser of another rule is not one of this rule');
+    assert.equal((await pauses()).length, before, 'nothing paused');
+    // A member of an approver user group may.
+    assert.deepEqual(await click('U0MEMBER', guarded), { paused: 'rule:guarded' });
+    // pausers: anyone.
+    assert.deepEqual(await click('U0NOBODY', open), { paused: 'rule:open-to-all' });
+    assert.deepEqual((await pauses()).slice(before).map((p) => [p.scope, p.by_whom]), [['rule:guarded', 'slack:U0MEMBER'], ['rule:open-to-all', 'slack:U0NOBODY']]);
   });
 });

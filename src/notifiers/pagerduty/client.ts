@@ -2,6 +2,7 @@ import { api } from '@pagerduty/pdjs';
 import { abortMessage, deadline } from '../../core/deadline.js';
 import { PermanentError, RateLimitedError } from '../../core/errors.js';
 import { redactSecrets } from '../../core/redact.js';
+import { redirectLocation, redirectMessage } from '../../core/redirect.js';
 import { storableDeep } from '../../core/text.js';
 import type { Logger } from '../../log.js';
 import { retryAfterMs, type EnqueueBody } from './events.js';
@@ -78,7 +79,7 @@ export class PagerDutyClient {
     }
     const errors = Array.isArray(data.errors) ? data.errors.map((e) => redactSecrets(String(e), key)) : undefined;
     const message = redactSecrets([data.message ?? text.slice(0, 200), ...(errors ?? [])].filter(Boolean).join('; '), key);
-    throw failure(what, res.status, message, res.headers, { event_action: body.event_action, dedup_key: body.dedup_key, errors });
+    throw failure(what, res.status, message, res.headers, { event_action: body.event_action, dedup_key: body.dedup_key, errors }, this.eventsUrl);
   }
 
   /** Adds a note to the open incident with this dedup key (GET /incidents?incident_key=, POST /incidents/{id}/notes). */
@@ -113,7 +114,7 @@ export class PagerDutyClient {
       // pdjs rejects with the Response itself when the body is not JSON.
       if (err && typeof err === 'object' && 'status' in err && typeof (err as Response).status === 'number') {
         const r = err as Response;
-        throw failure(what, r.status, r.ok ? 'response is not JSON' : '', r.headers, {});
+        throw failure(what, r.status, r.ok ? 'response is not JSON' : '', r.headers, {}, `${this.apiUrl}${path}`);
       }
       throw networkError(what, err, request.signal);
     } finally {
@@ -122,16 +123,19 @@ export class PagerDutyClient {
     if (res.status >= 200 && res.status < 300) return { status: res.status, data: res.data };
     const e = res.data?.error as { message?: string; errors?: unknown[] } | undefined;
     const message = redactSecrets([e?.message, ...(e?.errors ?? []).map(String)].filter(Boolean).join('; '), this.o.apiToken);
-    throw failure(what, res.status, message, res.headers, {});
+    throw failure(what, res.status, message, res.headers, {}, `${this.apiUrl}${path}`);
   }
 }
 
 /** An HTTP failure in the taxonomy of src/core/errors.ts. */
-function failure(what: string, status: number, message: string, headers: { get(n: string): string | null }, detail: Record<string, unknown>): Error {
+function failure(what: string, status: number, message: string, headers: { get(n: string): string | null }, detail: Record<string, unknown>, url: string): Error {
   const text = `${what} answered ${status}${message ? `: ${message}` : ''}`;
   if (status === 429) return new RateLimitedError(text, retryAfterMs(headers.get('retry-after'), RATE_LIMIT_FALLBACK_MS));
-  // A redirect is never followed: the Location is not a place this notifier was told to call.
-  if (status >= 300 && status < 400) return new PermanentError('bad_request', `${text}: redirect to ${headers.get('location') ?? '(no Location)'} not followed`, { status, ...detail });
+  // A redirect is never followed: the Location is not a place this notifier was told to call (src/core/redirect.ts).
+  if (status >= 300 && status < 400) {
+    const location = redirectLocation(headers.get('location'), url);
+    return new PermanentError('redirected', redirectMessage(what, status, location), { status, location, ...detail });
+  }
   // 400 is final (the same event will never be valid); other 4xx too (wrong URL, auth), except a request timeout.
   if (status >= 400 && status < 500 && status !== 408) return new PermanentError('bad_request', text, { status, ...detail });
   return new Error(text);

@@ -2,6 +2,7 @@ import {
   LogLevel, WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError, WebClient, type Logger as SlackLogger,
 } from '@slack/web-api';
 import { PermanentError, RateLimitedError } from '../../core/errors.js';
+import { noRedirectFetch, RedirectRefusedError } from '../../core/redirect.js';
 import { silentLogger, type Logger } from '../../log.js';
 
 /** Slack's own transient `ok:false` codes; every other code is final (docs: per-method "Errors"). */
@@ -9,8 +10,8 @@ const TRANSIENT = new Set(['internal_error', 'fatal_error', 'service_unavailable
 
 /**
  * The WebClient remediator uses: rate limits are thrown to us (WebAPIRateLimitedError) instead of
- * pausing the client's whole queue (the notification worker pauses just that channel), and the SDK
- * never retries by itself (the outbox does).
+ * pausing the client's whole queue (the notification worker pauses just that channel), the SDK
+ * never retries by itself (the outbox does), and a redirect is never followed (src/core/redirect.ts).
  */
 export function createSlackClient(o: { token: string; apiUrl?: string; timeoutMs?: number; log?: Logger }): WebClient {
   return new WebClient(o.token, {
@@ -19,6 +20,8 @@ export function createSlackClient(o: { token: string; apiUrl?: string; timeoutMs
     retryConfig: { retries: 0 },
     timeout: o.timeoutMs ?? 10_000,
     logger: slackLogger(o.log ?? silentLogger),
+    // The SDK asks fetch for redirect: 'error' (no Location in the error); ours refuses a 3xx and names it.
+    fetch: noRedirectFetch(),
   });
 }
 
@@ -38,6 +41,9 @@ export async function slackCall<T>(what: string, fn: () => Promise<T>): Promise<
       throw new PermanentError('bad_request', `Slack ${what}: ${code}`, { error: code, method: what });
     }
     if (err instanceof WebAPIHTTPError) throw new Error(`Slack ${what}: HTTP ${err.statusCode}`);
+    if (err instanceof WebAPIRequestError && err.original instanceof RedirectRefusedError) {
+      throw new PermanentError('redirected', `Slack ${what}: ${err.original.message}`, { status: err.original.status, location: err.original.location });
+    }
     if (err instanceof WebAPIRequestError) throw new Error(`Slack ${what}: request failed: ${err.original.message}`);
     throw err;
   }
