@@ -24,7 +24,8 @@ if (isStale()) {
 // Computed specifiers: the type-check (tsconfig.json checks bin/) must not need a built dist/.
 const dist = (/** @type {string} */ file) => new URL(`../dist/${file}`, import.meta.url).href;
 const args = process.argv.slice(2);
-if (args[0] === 'start') {
+// `start --help` is answered by the CLI, like every other command's --help.
+if (args[0] === 'start' && !args.includes('--help') && !args.includes('-h')) {
   await import(dist('main.js'));
 } else {
   /** @type {{ runCli: (argv: string[], io: import('../src/cli.ts').CliIo) => Promise<number> }} */

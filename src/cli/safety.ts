@@ -4,20 +4,10 @@ import pg from 'pg';
 import { migrate } from '../audit/migrate.js';
 import { SafetyAudit } from '../audit/safety-store.js';
 import type { Config } from '../config.js';
+import { postgresError, redisError } from '../dependencies.js';
 import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../safety/operator.js';
 import { SafetyStore } from '../safety/store.js';
 import { Approvals, decideApproval } from '../safety/approvals.js';
-
-export const safetyUsage = `  pause <all|rule:NAME|action:NAME|target:NAME> --reason TEXT [--until ISO | --for 30m] [--by NAME]
-                                stop automation there (runs are recorded as skipped: paused)
-  resume <scope> [--by NAME]    lift a pause
-  resume --quarantine RULE@TARGET [--by NAME] [--reason TEXT]
-                                lift a loop quarantine
-  status [--json]               pauses, quarantines, PagerDuty holds, runs held back
-  approve|reject <run id> [--by NAME]   decide a run waiting for approval`;
-
-const COMMANDS = new Set(['pause', 'resume', 'status', 'approve', 'reject']);
-export const isSafetyCommand = (cmd: string | undefined) => cmd !== undefined && COMMANDS.has(cmd);
 
 /**
  * remediator pause | resume | status, straight against Redis and PostgreSQL (REDIS_URL,
@@ -31,11 +21,18 @@ export async function safetyCommand(cmd: string, args: string[], o: { config: Co
   };
   const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1]!.startsWith('--') && args[i - 1] !== '--json'));
   const by = `cli:${flag('--by') ?? userInfo().username}`;
-  const redis = new Redis(o.config.REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000, lazyConnect: true });
+  // No retries: a CLI says at once that Redis is down (as a DependencyError naming REDIS_URL), instead of ioredis' unhandled-error stack.
+  const redis = new Redis(o.config.REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000, lazyConnect: true, retryStrategy: () => null });
+  let lastError: unknown;
+  redis.on('error', (err) => (lastError = err));
   const pool = new pg.Pool({ connectionString: o.config.DATABASE_URL, max: 2 });
   try {
-    await redis.connect();
-    await migrate(pool, o.config.DATABASE_SCHEMA);
+    await redis.connect().catch((err: unknown) => {
+      throw redisError(lastError ?? err, o.config.REDIS_URL);
+    });
+    await migrate(pool, o.config.DATABASE_SCHEMA).catch((err: unknown) => {
+      throw postgresError(err, o.config.DATABASE_URL, `migrating schema ${o.config.DATABASE_SCHEMA}`);
+    });
     const audit = new SafetyAudit(pool, o.config.DATABASE_SCHEMA);
     const op: Operator = { store: new SafetyStore(redis, o.config.QUEUE_PREFIX), audit, approvals: new Approvals(redis, o.config.QUEUE_PREFIX, audit), now: () => new Date() };
     if (cmd === 'approve' || cmd === 'reject') {
