@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run build`: compiles src/ to dist/ with tsc (tsconfig.build.json, incremental) and copies
-// the SQL migrations beside the compiled code, where src/audit/migrate.ts looks for them.
+// the SQL migrations beside the compiled code, where src/store/migrate.ts looks for them.
 // `--if-stale` (npm's prestart, and bin/remediator.js) builds only when dist/ is missing or older
 // than a source file: a stat of each file, a few milliseconds, so `npm start` stays one command.
 import { spawnSync } from 'node:child_process';
@@ -50,7 +50,7 @@ export function build() {
   }
   const res = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`tsc failed:\n${res.stdout}${res.stderr}`);
-  cpSync(join(root, 'src/audit/migrations'), join(root, 'dist/audit/migrations'), { recursive: true });
+  cpSync(join(root, 'src/store/migrations'), join(root, 'dist/store/migrations'), { recursive: true });
   writeFileSync(stamp, `${new Date().toISOString()}\n`);
 }
 

@@ -20,10 +20,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { webhookFor } from '../src/cli/alert.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { DependencyError, redactUrl } from '../src/dependencies.js';
+import { DependencyError } from '../src/core/errors.js';
+import { redactUrl } from '../src/core/redact.js';
 import { createLogger } from '../src/log.js';
 import { RuleLoadError } from '../src/rules/load.js';
-import { jobIdFor } from '../src/rules/table.js';
+import { jobIdFor } from '../src/core/run.js';
 import { startService, type Service } from '../src/service.js';
 import { StandInBreaker } from './stand-in-breaker.js';
 

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config.js';
-import { DependencyError } from './dependencies.js';
+import { DependencyError } from './core/errors.js';
 import { LabelSetError } from './cli/alert.js';
 import { commands, overview, type CliIo, type Command } from './cli/commands.js';
 import { buildRegistry } from './remediations/registry.js';

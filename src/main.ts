@@ -1,6 +1,6 @@
 import { startUsage } from './cli/start-usage.js';
 import { ConfigError, loadConfig } from './config.js';
-import { DependencyError } from './dependencies.js';
+import { DependencyError } from './core/errors.js';
 import { exitOnSignals, SHUTDOWN_MARGIN_MS } from './lifecycle.js';
 import { createLogger } from './log.js';
 import { RuleLoadError } from './rules/load.js';

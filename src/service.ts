@@ -11,35 +11,36 @@ import { loadKubeConfig, preloadK8s } from './remediations/kube.js';
 import { createApp } from './app.js';
 import { listen } from './http-server.js';
 import { DeadlineError } from './core/deadline.js';
-import { AuditStore } from './audit/store.js';
-import { migrate } from './audit/migrate.js';
+import { AuditStore } from './store/journal-store.js';
+import { migrate } from './store/migrate.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { auditOnlySink, type EventSink } from './notifiers/events.js';
 import { buildNotifiers } from './notifiers/registry.js';
 import { createSlackClient } from './notifiers/slack.js';
 import { queueSink } from './notifiers/sink.js';
-import { startIngestWorker } from './queue/ingest-worker.js';
-import { startIngestStage } from './queue/ingest-stage.js';
+import { startIngestWorker } from './workers/ingest-audit.js';
+import { startIngestStage } from './workers/intake.js';
 import { fastWebhook } from './receivers/webhook-fast.js';
-import { startNotificationWorker } from './queue/notification-worker.js';
-import { makeQueue, QUEUES, redisConnection, withDeadline } from './queue/queues.js';
-import { startRemediationWorker } from './queue/remediation-worker.js';
-import { watchPersistence } from './queue/redis-persistence.js';
+import { startNotificationWorker } from './workers/notification.js';
+import { makeQueue, QUEUES, redisConnection, withDeadline } from './redis/connection.js';
+import { startRemediationWorker } from './workers/remediation.js';
+import { watchPersistence } from './redis/persistence.js';
 import { createMetrics } from './metrics.js';
 import { metricsApp } from './receivers/metrics.js';
-import { RedisHealth } from './queue/redis-health.js';
+import { RedisHealth } from './redis/health.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
 import type { RemediationDeps } from './remediations/types.js';
 import { loadRules, RuleLoadError, type RuleTable } from './rules/load.js';
 import { consequence, unsetSecrets, type SecretRef } from './rules/secrets.js';
-import { postgresError, redactUrl, redisError } from './dependencies.js';
-import { releaseCooledNumbers, seedNumberPools } from './numbers/store.js';
-import { SafetyAudit } from './audit/safety-store.js';
-import { SafetyStore } from './safety/store.js';
-import { Approvals } from './safety/approvals.js';
-import { startVerifyWorker, VERIFY_QUEUE } from './safety/verify-worker.js';
+import { postgresError, redisError } from './core/dependencies.js';
+import { redactUrl } from './core/redact.js';
+import { releaseCooledNumbers, seedNumberPools } from './store/numbers.js';
+import { SafetyAudit } from './store/safety-audit.js';
+import { SafetyStore } from './redis/safety-state.js';
+import { Approvals } from './redis/approvals.js';
+import { startVerifyWorker, VERIFY_QUEUE } from './workers/verify.js';
 
 export interface Service {
   /** The HTTP address, when this process receives webhooks. */
@@ -306,7 +307,6 @@ function httpUrl(server: Server): string {
   return `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 }
 
-export { redactUrl } from './dependencies.js';
 
 /**
  * One warning per secret the rules name that this worker's environment lacks: otherwise it is

@@ -1,8 +1,8 @@
 import type { ParseArgsConfig } from 'node:util';
 import pg from 'pg';
-import { migrate } from '../audit/migrate.js';
+import { migrate } from '../store/migrate.js';
 import { loadConfig } from '../config.js';
-import { postgresError } from '../dependencies.js';
+import { postgresError } from '../core/dependencies.js';
 import type { Registry } from '../remediations/registry.js';
 import { loadRules } from '../rules/load.js';
 import { numbersCommand } from './numbers.js';

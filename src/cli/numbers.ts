@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { ident } from '../audit/migrate.js';
-import { E164, effectiveState, findNumber, inTransaction, POOL_NAME, PROVIDER_ID, type SenderNumber } from '../numbers/store.js';
+import { ident } from '../store/migrate.js';
+import { E164, effectiveState, findNumber, inTransaction, POOL_NAME, PROVIDER_ID, type SenderNumber } from '../store/numbers.js';
 
 /**
  * `remediator numbers ...`: manage sender number pools by hand (add spares, take a banned number

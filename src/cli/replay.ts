@@ -1,15 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { ident } from '../audit/migrate.js';
+import { ident } from '../store/migrate.js';
 import type { Config } from '../config.js';
-import { webhookSchema } from '../receivers/payload.js';
-import type { AlertInfo } from '../remediations/types.js';
+import { webhookSchema } from '../core/alert.js';
+import type { AlertInfo } from '../core/alert.js';
 import { parseDuration } from '../rules/duration.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide } from '../rules/table.js';
-import { budgetsFor } from '../safety/gates.js';
-import { SafetyStore, type Pause, type Quarantine } from '../safety/store.js';
+import { budgetsFor } from '../run/gates.js';
+import { SafetyStore, type Pause, type Quarantine } from '../redis/safety-state.js';
 
 /** One alert as it arrived, and (from the audit) what happened to it then. */
 interface Replayed {

@@ -1,14 +1,14 @@
 import { heldBy } from './replay.js';
-import { budgetsFor } from '../safety/gates.js';
+import { budgetsFor } from '../run/gates.js';
 import { formatDuration } from '../rules/duration.js';
 import { readFile } from 'node:fs/promises';
 import type { Registry } from '../remediations/registry.js';
-import type { AlertInfo } from '../remediations/types.js';
+import type { AlertInfo } from '../core/alert.js';
 import { loadRules, type CompiledRule, type RuleTable } from '../rules/load.js';
 import { formatProblem, sortProblems } from '../rules/problems.js';
 import { missingSecrets, unsetSecrets } from '../rules/secrets.js';
 import { decide } from '../rules/table.js';
-import { webhookSchema } from '../receivers/payload.js';
+import { webhookSchema } from '../core/alert.js';
 import { parseLabelSet, webhookFor } from './alert.js';
 
 export interface Out {

@@ -1,13 +1,13 @@
 import { userInfo } from 'node:os';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { migrate } from '../audit/migrate.js';
-import { SafetyAudit } from '../audit/safety-store.js';
+import { migrate } from '../store/migrate.js';
+import { SafetyAudit } from '../store/safety-audit.js';
 import type { Config } from '../config.js';
-import { postgresError, redisError } from '../dependencies.js';
-import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../safety/operator.js';
-import { SafetyStore } from '../safety/store.js';
-import { Approvals, decideApproval } from '../safety/approvals.js';
+import { postgresError, redisError } from '../core/dependencies.js';
+import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../run/operator.js';
+import { SafetyStore } from '../redis/safety-state.js';
+import { Approvals, decideApproval } from '../redis/approvals.js';
 
 /**
  * remediator pause | resume | status, straight against Redis and PostgreSQL (REDIS_URL,

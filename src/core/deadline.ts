@@ -20,8 +20,9 @@ export class DeadlineError extends Error {
     /** Which deadline: "rule timeout", "request timeout", "shutdown grace period"... */
     readonly which: string,
     readonly ms: number,
+    message = `${which} of ${formatDuration(ms)} reached`,
   ) {
-    super(`${which} of ${formatDuration(ms)} reached`);
+    super(message);
   }
 }
 
@@ -99,4 +100,24 @@ export function deadline(which: string, ms: number, parents: readonly (AbortSign
     },
     dispose,
   };
+}
+
+/**
+ * Settles like `work`, or rejects after `ms` with an error naming what was waited for
+ * ("queue state: no answer within 1000 ms"). For a promise that takes no signal (a Redis or
+ * PostgreSQL call): the call goes on in the background, its late outcome is dropped.
+ */
+export async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DeadlineError(what, ms, `${what}: no answer within ${formatDuration(ms)}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => {});
+  }
 }

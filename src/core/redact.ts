@@ -52,3 +52,22 @@ export function redact(value: unknown, depth = 0): unknown {
   for (const [k, v] of Object.entries(value)) out[k] = secretKey(k) ? REDACTED : redact(v, depth + 1);
   return out;
 }
+
+/** A URL without its password, for logs and errors. */
+export function redactUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/**
+ * Text that came back from a service, with the secrets we sent it blanked out: a service should
+ * never echo a routing key or a token, but its error text goes to the audit, so this is the net.
+ */
+export function redactSecrets(text: string, ...secrets: (string | undefined)[]): string {
+  return secrets.reduce<string>((t, s) => (s && s.length >= 4 ? t.split(s).join(REDACTED) : t), text);
+}

@@ -1,7 +1,7 @@
-import type { AlertInfo } from '../remediations/types.js';
-import type { FailureReason } from '../remediations/errors.js';
+import type { AlertInfo } from '../core/alert.js';
+import type { FailureReason } from '../core/errors.js';
 import type { NotifySpec } from '../rules/schema.js';
-import type { SafetyReason } from '../safety/gates.js';
+import type { SafetyReason } from '../run/gates.js';
 
 /**
  * A state change of a remediation run, published by the ingest worker (queued, alert_resolved)

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RunRow } from '../audit/store.js';
+import type { RunRow } from '../store/journal-store.js';
 import type { NotifySpec } from '../rules/schema.js';
 import type { RunEvent } from './events.js';
 

@@ -1,6 +1,6 @@
 import { storable, storableDeep } from '../core/text.js';
 import { api } from '@pagerduty/pdjs';
-import type { AuditStore } from '../audit/store.js';
+import type { AuditStore } from '../store/journal-store.js';
 import { abortMessage, deadline } from '../core/deadline.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { RunEvent } from './events.js';

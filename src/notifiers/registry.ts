@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { AuditStore } from '../audit/store.js';
+import type { AuditStore } from '../store/journal-store.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { createPagerDutyNotifier } from './pagerduty.js';

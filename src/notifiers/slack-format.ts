@@ -9,8 +9,8 @@
  * field 2000, context 10 elements).
  */
 import { truncate } from '../core/text.js';
-import type { RunState } from '../audit/store.js';
-import type { AlertInfo } from '../remediations/types.js';
+import type { RunState } from '../store/journal-store.js';
+import type { AlertInfo } from '../core/alert.js';
 import type { RunEvent } from './events.js';
 
 /** A Block Kit block, structurally (the SDK's KnownBlock lives in @slack/types, not a direct dependency). */

@@ -39,9 +39,9 @@ import type pg from 'pg';
 import {
   LogLevel, WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError, WebClient, type Logger as SlackLogger,
 } from '@slack/web-api';
-import type { AuditStore, RunRow, RunState } from '../audit/store.js';
-import { ident } from '../audit/migrate.js';
-import { withClient } from '../audit/tx.js';
+import type { AuditStore, RunRow, RunState } from '../store/journal-store.js';
+import { ident } from '../store/migrate.js';
+import { withClient } from '../store/tx.js';
 import { storableDeep } from '../core/text.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { RunEvent } from './events.js';

@@ -1,8 +1,8 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
-import { lift, OperatorInputError, pause, resume, status, type Operator } from '../safety/operator.js';
+import { lift, OperatorInputError, pause, resume, status, type Operator } from '../run/operator.js';
 import { safeEqual } from './auth.js';
-import { decideApproval } from '../safety/approvals.js';
+import { decideApproval } from '../redis/approvals.js';
 
 const pauseBody = z.object({ scope: z.string().min(1), reason: z.string().min(1), by: z.string().min(1), until: z.string().optional(), for: z.string().optional() }).strict();
 const resumeBody = z.object({ scope: z.string().min(1), by: z.string().min(1), reason: z.string().optional() }).strict();

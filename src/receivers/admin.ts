@@ -1,6 +1,6 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import { decodeCursor, type AuditStore } from '../audit/store.js';
+import { decodeCursor, type AuditStore } from '../store/journal-store.js';
 import { safeEqual } from './auth.js';
 
 const query = z

@@ -2,7 +2,7 @@ import express, { type Router } from 'express';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type { RuleTable } from '../rules/load.js';
-import { redisDown } from '../dependencies.js';
+import { redisDown } from '../core/dependencies.js';
 
 const DEADLINE_MS = 1000;
 

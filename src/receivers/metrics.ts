@@ -3,10 +3,10 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import { Gauge } from 'prom-client';
-import { ident } from '../audit/migrate.js';
+import { ident } from '../store/migrate.js';
 import type { Metrics } from '../metrics.js';
-import { withDeadline } from '../queue/queues.js';
-import type { Persistence } from '../queue/redis-persistence.js';
+import { withDeadline } from '../redis/connection.js';
+import type { Persistence } from '../redis/persistence.js';
 import type { RuleTable } from '../rules/load.js';
 import { healthRouter } from './health.js';
 

@@ -2,12 +2,12 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { answerAndClose } from './http-edge.js';
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import type { SafetyAudit } from '../audit/safety-store.js';
+import type { SafetyAudit } from '../store/safety-audit.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
 import type { RuleTable } from '../rules/load.js';
-import type { SafetyStore } from '../safety/store.js';
+import type { SafetyStore } from '../redis/safety-state.js';
 
 /**
  * PagerDuty V3 webhook envelope, the fields we read (unknown ones are accepted: PagerDuty adds fields).

@@ -2,15 +2,15 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { answerAndClose } from './http-edge.js';
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import type { AuditStore } from '../audit/store.js';
+import type { AuditStore } from '../store/journal-store.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifiers/events.js';
 import type { WebClient } from '@slack/web-api';
 import { APPROVE_ACTION, esc, PAUSE_RULE_ACTION, REJECT_ACTION } from '../notifiers/slack-format.js';
-import { decideApproval } from '../safety/approvals.js';
+import { decideApproval } from '../redis/approvals.js';
 import { publishSafely } from '../notifiers/sink.js';
 import type { RuleTable } from '../rules/load.js';
-import { pause, type Operator } from '../safety/operator.js';
+import { pause, type Operator } from '../run/operator.js';
 
 /** Slack refuses requests older than this itself; so do we (replay window). */
 export const SLACK_MAX_AGE_S = 5 * 60;

@@ -1,10 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { RuleTable } from '../rules/load.js';
-import { appendDelivery } from '../queue/delivery-stream.js';
+import { appendDelivery } from '../redis/delivery-stream.js';
 import type { Metrics } from '../metrics.js';
-import { webhookCheck } from './payload.js';
-import { certainlyValid } from './payload-check.js';
+import { checkWebhook } from '../core/alert.js';
 
 export interface AcceptDeps {
   table: () => RuleTable | undefined;
@@ -34,13 +33,11 @@ export interface Answer {
  */
 export async function acceptDelivery(deps: AcceptDeps, text: string, body: unknown): Promise<Answer> {
   // The quick check passes what Alertmanager sends; zod runs for the rest, and names the bad field.
-  if (!certainlyValid(body)) {
-    const parsed = webhookCheck.safeParse(body);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
-      deps.log.warn('webhook refused: invalid payload', { issues: issues.slice(0, 5) });
-      return { status: 400, body: { error: `invalid payload: ${issues[0]!.path}: ${issues[0]!.message}`, issues } };
-    }
+  const checked = checkWebhook(body);
+  if (!checked.ok) {
+    const { issues } = checked;
+    deps.log.warn('webhook refused: invalid payload', { issues: issues.slice(0, 5) });
+    return { status: 400, body: { error: `invalid payload: ${issues[0]!.path}: ${issues[0]!.message}`, issues } };
   }
   if (!deps.table()) return { status: 503, body: { error: 'rules not loaded yet' } };
   const hook = body as { groupKey: string; truncatedAlerts?: number; alerts: { status: string }[] };
@@ -72,8 +69,4 @@ export async function acceptDelivery(deps: AcceptDeps, text: string, body: unkno
   // third of its throughput (bench/RESULTS.md).
   deps.log.debug('webhook accepted', { groupKey: hook.groupKey, alerts: hook.alerts.length });
   return { status: 200, body: { status: 'accepted', alerts: hook.alerts.length } };
-}
-
-function formatPath(path: (string | number)[]): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('') || '(body)';
 }

@@ -1,4 +1,4 @@
-import type { IngestRecord } from '../audit/store.js';
+import type { IngestRecord } from '../store/journal-store.js';
 
 /** At most this many runs are named in one webhook's log line (a storm has thousands of alerts). */
 const MAX_NAMED = 50;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Webhook } from '../receivers/payload.js';
+import type { Webhook } from '../core/alert.js';
 
 /**
  * An alert as Alertmanager's API v2 returns it (gettableAlert in its OpenAPI spec); tolerant,

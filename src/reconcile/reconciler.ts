@@ -1,8 +1,8 @@
 import { deadline } from '../core/deadline.js';
 import type { Logger } from '../log.js';
-import { QUEUES } from '../queue/queues.js';
+import { QUEUES } from '../redis/connection.js';
 import { acceptDelivery, type AcceptDeps } from '../receivers/webhook-accept.js';
-import { webhookSchema } from '../receivers/payload.js';
+import { webhookSchema } from '../core/alert.js';
 import { decide } from '../rules/table.js';
 import { apiAlertSchema, toWebhooks, type ApiAlert } from './convert.js';
 

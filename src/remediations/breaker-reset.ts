@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { duration } from '../rules/schema.js';
-import { PermanentError, TransientError } from './errors.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 import { callEndpoint, httpEndpointSchema, readField, type HttpEndpoint } from './http.js';
 import { defineRemediation, type RemediationContext } from './types.js';
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { abortMessage, deadline } from '../core/deadline.js';
 import { envName } from '../rules/schema.js';
-import { PermanentError, TransientError } from './errors.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 
 /** An HTTP endpoint as declared in a target. The token is an env var name, read at run time. */
 export const httpEndpointSchema = z

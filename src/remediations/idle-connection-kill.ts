@@ -3,7 +3,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { formatDuration } from '../rules/duration.js';
 import { duration, envName } from '../rules/schema.js';
-import { PermanentError, TransientError } from './errors.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 import { secretFromEnv } from './http.js';
 import { defineRemediation, type RemediationContext } from './types.js';
 

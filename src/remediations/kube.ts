@@ -3,7 +3,7 @@ import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
 import { createRequire } from 'node:module';
 import type { ConfigurationOptions, KubeConfig, ObservableMiddleware } from '@kubernetes/client-node';
-import { PermanentError, TransientError } from './errors.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 
 type ClientNode = typeof import('@kubernetes/client-node');
 let loaded: ClientNode | undefined;

@@ -12,12 +12,12 @@ import {
   rotateNumber,
   type Rotation,
   type SenderNumber,
-} from '../numbers/store.js';
-import { PermanentError, TransientError } from './errors.js';
+} from '../store/numbers.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 import { callEndpoint, httpEndpointSchema } from './http.js';
 import { defineRemediation, type RemediationContext } from './types.js';
 
-export { releaseCooledNumbers, seedNumberPools } from '../numbers/store.js';
+export { releaseCooledNumbers, seedNumberPools } from '../store/numbers.js';
 
 /**
  * Sender number rotation (runbook: "switch to backup WhatsApp numbers if rate limited"; on a

@@ -1,18 +1,8 @@
 import type { z } from 'zod';
 import type { Pool } from 'pg';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { AlertInfo } from '../core/alert.js';
 import type { Logger } from '../log.js';
-
-/** The alert as a remediation sees it (copied from the webhook; labels are untrusted). */
-export interface AlertInfo {
-  fingerprint: string;
-  status: 'firing' | 'resolved';
-  startsAt: string;
-  endsAt: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  generatorURL: string;
-}
 
 /** Clients a remediation may use; built once in main.ts, passed in (never imported singletons). */
 export interface RemediationDeps {

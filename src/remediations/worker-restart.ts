@@ -5,7 +5,7 @@ import { abortMessage, deadline } from '../core/deadline.js';
 import { duration } from '../rules/schema.js';
 import { formatDuration } from '../rules/duration.js';
 import { compileAnchored, RegexError } from '../rules/regex.js';
-import { PermanentError, TransientError } from './errors.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 import { rolloutStatus, workloadKinds, type RolloutStatus, type WorkloadKind, type WorkloadObject } from './rollout-status.js';
 import { defineRemediation, type RemediationContext } from './types.js';
 

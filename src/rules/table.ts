@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { z } from 'zod';
-import type { AlertInfo } from '../remediations/types.js';
+import type { AlertInfo } from '../core/alert.js';
+import { jobIdFor, type JobSpec } from '../core/run.js';
 import type { CompiledRule, RuleTable } from './load.js';
 import { renderDeep, renderString, TemplateError, type TemplateContext } from './template.js';
 import type { RuleSpec } from './schema.js';
@@ -25,23 +25,6 @@ export interface Decision {
   job?: JobSpec;
 }
 
-/** The data of a remediation job. No secrets: targets are resolved by name inside the worker. */
-export interface JobSpec {
-  jobId: string;
-  rule: string;
-  action: string;
-  target?: string;
-  params: unknown;
-  dryRun: boolean;
-  alert: AlertInfo;
-  groupKey: string;
-  receiver: string;
-  externalURL: string;
-  receivedAt: string;
-  /** Set when the rule matched but cannot act (undeclared target, missing label, bad param): the run fails at once with this. */
-  refusal?: { reason: 'refused_target' | 'bad_params'; message: string };
-}
-
 export interface WebhookContext {
   groupKey: string;
   receiver: string;
@@ -49,17 +32,6 @@ export interface WebhookContext {
   receivedAt: string;
   /** Global DRY_RUN: every job runs as dry-run. */
   dryRun: boolean;
-}
-
-/**
- * One firing of one alert for one rule: fingerprint + startsAt + rule, hashed (BullMQ ids must not
- * contain ':' nor be all digits). startsAt is normalised to milliseconds so that 0-9 fractional
- * digits or an offset do not make two ids for the same instant.
- */
-export function jobIdFor(fingerprint: string, startsAt: string, rule: string): string {
-  const ms = Date.parse(startsAt);
-  const when = Number.isNaN(ms) ? startsAt : new Date(ms).toISOString();
-  return createHash('sha256').update(`${fingerprint}\n${when}\n${rule}`).digest('hex').slice(0, 40);
 }
 
 export function verdict(rule: CompiledRule, labels: Record<string, string>): RuleVerdict {

@@ -1,4 +1,4 @@
-import type { RuleStats } from '../audit/status.js';
+import type { RuleStats } from '../store/status.js';
 import type { RuleTable } from '../rules/load.js';
 import { html, type Html } from './html.js';
 import { badge, duration, percent, ruleRunsHref, runHref, time } from './format.js';

@@ -1,5 +1,5 @@
-import type { RunRow } from '../audit/store.js';
-import type { RunAlert } from '../audit/status.js';
+import type { RunRow } from '../store/journal-store.js';
+import type { RunAlert } from '../store/status.js';
 import { html, safeHref, type Html } from './html.js';
 import { badge, between, clip, duration, ruleRunsHref, runHref, time } from './format.js';
 import { page } from './layout.js';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
 import pg from 'pg';
 import { createLogger } from '../../src/log.js';
-import { jobIdFor } from '../../src/rules/table.js';
+import { jobIdFor } from '../../src/core/run.js';
 import { FakeBreaker } from '../fakes/breaker.js';
 import { startAlertmanager, type PostableAlert, type RunningAlertmanager } from '../helpers/alertmanager.js';
 import { DATABASE_URL } from '../helpers/pg.js';

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { silentLogger } from '../../src/log.js';
-import type { AlertInfo, Remediation, RemediationContext, RemediationDeps } from '../../src/remediations/types.js';
+import type { AlertInfo } from '../../src/core/alert.js';
+import type { Remediation, RemediationContext, RemediationDeps } from '../../src/remediations/types.js';
 
 /** A firing alert with the given labels. */
 export function alert(labels: Record<string, string>, extra: Partial<AlertInfo> = {}): AlertInfo {

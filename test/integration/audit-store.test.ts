@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuditStore, type IngestRecord } from '../../src/audit/store.js';
-import type { JobSpec } from '../../src/rules/table.js';
+import { AuditStore, type IngestRecord } from '../../src/store/journal-store.js';
+import type { JobSpec } from '../../src/core/run.js';
 import { alert } from '../helpers/context.js';
 import { testSchema } from '../helpers/pg.js';
 
@@ -80,7 +80,7 @@ describe('audit store', () => {
     let cursor: ReturnType<typeof Object> | undefined;
     let pages = 0;
     do {
-      const { decodeCursor } = await import('../../src/audit/store.js');
+      const { decodeCursor } = await import('../../src/store/journal-store.js');
       const page = await audit.listRuns({ rule: 'r1', limit: 25, cursor: cursor ? decodeCursor(cursor as string) : undefined });
       seen.push(...page.runs.map((r) => r.job_id));
       cursor = page.next;

@@ -80,7 +80,7 @@ test('the image recipe: production dependencies only, node dist/main.js starts, 
     };
     const [cmd, ...args] = stage.entrypoint;
     child = await startChild(cmd === 'node' ? process.execPath : cmd!, args, { cwd: app, env, ready: /"msg":"remediator started"/, timeoutMs: 60_000 });
-    // Applied from dist/audit/migrations: the SQL files travel with the compiled code.
+    // Applied from dist/store/migrations: the SQL files travel with the compiled code.
     assert.match(child.output(), /"msg":"database migrated".*"applied":\["001-audit"/);
     const [hcCmd, ...hcArgs] = stage.healthcheck;
     const hc = await run(hcCmd === 'node' ? process.execPath : hcCmd!, hcArgs, { cwd: app, env: { ...process.env, ...env } });

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { compileRules } from '../../src/rules/load.js';
-import { PermanentError, TransientError } from '../../src/remediations/errors.js';
+import { PermanentError, TransientError } from '../../src/core/errors.js';
 import { idleConnectionKill } from '../../src/remediations/idle-connection-kill.js';
 import { buildRegistry } from '../../src/remediations/registry.js';
 import { makeContext } from '../helpers/context.js';

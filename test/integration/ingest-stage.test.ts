@@ -6,10 +6,10 @@ import { Redis } from 'ioredis';
 import { silentLogger } from '../../src/log.js';
 import { compileRules } from '../../src/rules/load.js';
 import { buildRegistry } from '../../src/remediations/registry.js';
-import { jobIdFor } from '../../src/rules/table.js';
-import { appendDelivery, INGEST_GROUP, readDeliveries, ensureGroup, streamKey } from '../../src/queue/delivery-stream.js';
-import { fanOut, startIngestStage } from '../../src/queue/ingest-stage.js';
-import type { IngestRecord } from '../../src/audit/store.js';
+import { jobIdFor } from '../../src/core/run.js';
+import { appendDelivery, INGEST_GROUP, readDeliveries, ensureGroup, streamKey } from '../../src/redis/delivery-stream.js';
+import { fanOut, startIngestStage } from '../../src/workers/intake.js';
+import type { IngestRecord } from '../../src/store/journal-store.js';
 import { dropPrefix, eventually, REDIS_URL, startTestService } from '../helpers/service.js';
 import { firingWebhook } from '../helpers/webhook.js';
 

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { DATABASE_URL, testSchema } from '../helpers/pg.js';
 import { alert, makeContext } from '../helpers/context.js';
 import { numberRotation, releaseCooledNumbers, seedNumberPools } from '../../src/remediations/number-rotation.js';
-import { PermanentError, TransientError } from '../../src/remediations/errors.js';
+import { PermanentError, TransientError } from '../../src/core/errors.js';
 import { buildRegistry } from '../../src/remediations/registry.js';
 import { compileRules } from '../../src/rules/load.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { runCli } from '../../src/cli.js';
-import { SafetyStore } from '../../src/safety/store.js';
+import { SafetyStore } from '../../src/redis/safety-state.js';
 import { FakeBreaker } from '../fakes/breaker.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { firingWebhook, postWebhook } from '../helpers/webhook.js';

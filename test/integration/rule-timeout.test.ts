@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { deadline } from '../../src/core/deadline.js';
 import { breakerReset } from '../../src/remediations/breaker-reset.js';
-import { TransientError } from '../../src/remediations/errors.js';
+import { TransientError } from '../../src/core/errors.js';
 import { buildRegistry, remediations } from '../../src/remediations/registry.js';
 import { defineRemediation } from '../../src/remediations/types.js';
 import { FakeBreaker } from '../fakes/breaker.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { runCli } from '../../src/cli.js';
-import { SafetyStore } from '../../src/safety/store.js';
+import { SafetyStore } from '../../src/redis/safety-state.js';
 import { FakeBreaker } from '../fakes/breaker.js';
 import { FakePagerDuty } from '../fakes/pagerduty.js';
 import { startRemediator, type Child } from '../helpers/process.js';

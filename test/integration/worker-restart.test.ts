@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { PermanentError, TransientError } from '../../src/remediations/errors.js';
+import { PermanentError, TransientError } from '../../src/core/errors.js';
 import { loadKubeConfig } from '../../src/remediations/kube.js';
 import { buildRegistry } from '../../src/remediations/registry.js';
 import { RESTARTED_AT, RESTART_RUN, workerRestart } from '../../src/remediations/worker-restart.js';

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basePayloads, makeCase, prng } from '../helpers/fuzz.js';
-import { certainlyValid } from '../../src/receivers/payload-check.js';
-import { webhookCheck } from '../../src/receivers/payload.js';
+import { certainlyValid } from '../../src/core/alert-check.js';
+import { webhookSchema } from '../../src/core/alert.js';
 
 // The quick check may only say "valid" where the schema does: otherwise a bad body would be accepted.
 test('the quick check never passes a body the schema refuses (fuzz corpus), and passes the reference payloads', () => {
@@ -22,7 +22,7 @@ test('the quick check never passes a body the schema refuses (fuzz corpus), and 
     }
     // As the receiver sees it: after a trip through JSON (undefined keys gone, -0 is 0...).
     body = JSON.parse(JSON.stringify(body) ?? 'null');
-    const schema = webhookCheck.safeParse(body).success;
+    const schema = webhookSchema.safeParse(body).success;
     const quick = certainlyValid(body);
     if (quick) assert.ok(schema, `quick check passed what the schema refuses: ${JSON.stringify(body).slice(0, 300)}`);
     if (!schema) refused++;
@@ -45,6 +45,6 @@ test('the quick check refuses each kind of bad field', () => {
   ];
   for (const b of bad) {
     assert.equal(certainlyValid(b), false, JSON.stringify(b)?.slice(0, 200));
-    assert.equal(webhookCheck.safeParse(b).success, false, `the schema refuses it too: ${JSON.stringify(b)?.slice(0, 200)}`);
+    assert.equal(webhookSchema.safeParse(b).success, false, `the schema refuses it too: ${JSON.stringify(b)?.slice(0, 200)}`);
   }
 });

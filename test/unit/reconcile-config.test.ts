@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { toWebhooks } from '../../src/reconcile/convert.js';
-import { webhookSchema } from '../../src/receivers/payload.js';
+import { webhookSchema } from '../../src/core/alert.js';
 
 test('ALERTMANAGER_URL: a comma-separated list of http(s) URLs; a bad one is named without its value', () => {
   const c = loadConfig({ ALERTMANAGER_URL: 'http://am-0:9093, https://u:pw@am-1:9093/' });

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileRules } from '../../src/rules/load.js';
 import { buildRegistry } from '../../src/remediations/registry.js';
-import { decide, jobIdFor } from '../../src/rules/table.js';
+import { decide } from '../../src/rules/table.js';
+import { jobIdFor } from '../../src/core/run.js';
 import { alert } from '../helpers/context.js';
 
 const table = compileRules(

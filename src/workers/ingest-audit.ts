@@ -1,13 +1,13 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { AuditStore, IngestRecord } from '../audit/store.js';
+import type { AuditStore, IngestRecord } from '../store/journal-store.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
 import type { RuleTable } from '../rules/load.js';
-import { untilStored } from '../audit/retry.js';
-import { QUEUES } from './queues.js';
-import { isRedisConnectionError } from './redis-health.js';
+import { untilStored } from '../store/retry.js';
+import { QUEUES } from '../redis/connection.js';
+import { isRedisConnectionError } from '../redis/health.js';
 
 /**
  * Writes what the receiver decided to the audit trail, off the request path: the receiver only

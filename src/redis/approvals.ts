@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { SafetyAudit } from '../audit/safety-store.js';
+import type { SafetyAudit } from '../store/safety-audit.js';
 
 /** A run waiting for a person: what it will do, and until when it waits. */
 export interface ApprovalRequest {

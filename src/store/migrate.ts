@@ -13,7 +13,7 @@ export function ident(name: string): string {
 }
 
 /**
- * Applies src/audit/migrations/NNN-*.sql in order, each once, inside the given schema.
+ * Applies src/store/migrations/NNN-*.sql in order, each once, inside the given schema.
  * Several processes may start at once: a transaction-level advisory lock serialises them.
  * Returns the versions applied by this call.
  */

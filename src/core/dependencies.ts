@@ -1,29 +1,11 @@
+import { DependencyError } from './errors.js';
+import { redactUrl } from './redact.js';
+
 /**
  * PostgreSQL and Redis failures in plain words: which dependency, which variable points at it,
  * what went wrong and what to do. At start either one down stops the process (exit 1) with
  * this message; later, /readyz uses the same words.
  */
-export class DependencyError extends Error {
-  constructor(
-    readonly dependency: 'PostgreSQL' | 'Redis',
-    message: string,
-    /** What to do about it, for the person reading the error. */
-    readonly fix: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A URL without its password, for logs and errors. */
-export function redactUrl(u: string): string {
-  try {
-    const url = new URL(u);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
 
 const NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET']);
 

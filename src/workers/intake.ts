@@ -2,16 +2,17 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { IngestRecord } from '../audit/store.js';
+import type { IngestRecord } from '../store/journal-store.js';
 import type { Logger } from '../log.js';
-import type { AlertInfo } from '../remediations/types.js';
+import type { AlertInfo } from '../core/alert.js';
 import type { RuleTable } from '../rules/load.js';
-import { decide, type JobSpec } from '../rules/table.js';
+import { decide } from '../rules/table.js';
+import { type JobSpec } from '../core/run.js';
 import type { Metrics } from '../metrics.js';
 import { webhookLogFields } from '../receivers/webhook-log.js';
-import { webhookSchema, type Webhook } from '../receivers/payload.js';
-import { claimStale, ensureGroup, finish, forgetConsumer, readDeliveries, type Delivery } from './delivery-stream.js';
-import { KEEP_FINISHED_SECONDS } from './queues.js';
+import { webhookSchema, type Webhook } from '../core/alert.js';
+import { claimStale, ensureGroup, finish, forgetConsumer, readDeliveries, type Delivery } from '../redis/delivery-stream.js';
+import { KEEP_FINISHED_SECONDS } from '../redis/connection.js';
 
 export interface IngestStageOptions {
   /** Blocks on XREADGROUP: give this stage a connection of its own (`maxRetriesPerRequest: null`). */

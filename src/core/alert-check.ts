@@ -1,4 +1,4 @@
-import { isRfc3339 } from '../core/text.js';
+import { isRfc3339 } from './text.js';
 
 /**
  * A hand-written pass over the webhook payload, for the receiver's hot path: true only when the

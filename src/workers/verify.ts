@@ -1,14 +1,14 @@
-import { isRedisConnectionError } from '../queue/redis-health.js';
+import { isRedisConnectionError } from '../redis/health.js';
 import { Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { SafetyAudit } from '../audit/safety-store.js';
+import type { SafetyAudit } from '../store/safety-audit.js';
 import { formatDuration } from '../core/duration.js';
 import type { Logger } from '../log.js';
 import type { EventSink, RunEvent } from '../notifiers/events.js';
 import { publishSafely } from '../notifiers/sink.js';
 import type { RuleTable } from '../rules/load.js';
-import { judgeEffective, judgeIneffective, streakText } from './loop.js';
-import type { SafetyStore } from './store.js';
+import { judgeEffective, judgeIneffective, streakText } from '../run/verdict.js';
+import type { SafetyStore } from '../redis/safety-state.js';
 
 export const VERIFY_QUEUE = 'verify';
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import { inTransaction } from '../audit/tx.js';
-import { ident } from '../audit/migrate.js';
-import { PermanentError, TransientError } from '../remediations/errors.js';
+import { inTransaction } from './tx.js';
+import { ident } from './migrate.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 
 /**
  * Sender number pools (tables of migration 002) and the rotation transaction. Every function takes
@@ -245,7 +245,7 @@ export async function recordHookAttempt(db: Queryable, schema: string, rotationI
   );
 }
 
-export { inTransaction } from '../audit/tx.js';
+export { inTransaction } from './tx.js';
 
 /** A number declared in a target's `seed` list. */
 export interface SeedNumber {

@@ -1,12 +1,12 @@
-import type { AuditStore } from '../audit/store.js';
-import type { SafetyAudit } from '../audit/safety-store.js';
+import type { AuditStore } from '../store/journal-store.js';
+import type { SafetyAudit } from '../store/safety-audit.js';
 import { formatDuration } from '../core/duration.js';
 import { dedupKeyFor, pageDedupKey, policyOf } from '../notifiers/pagerduty-events.js';
 import type { CompiledRule, RuleTable } from '../rules/load.js';
-import type { JobSpec } from '../rules/table.js';
-import type { BudgetKey, SafetyStore } from './store.js';
-import type { Approvals } from './approvals.js';
-import { judgeEffective, judgeIneffective, streakText } from './loop.js';
+import type { JobSpec } from '../core/run.js';
+import type { BudgetKey, SafetyStore } from '../redis/safety-state.js';
+import type { Approvals } from '../redis/approvals.js';
+import { judgeEffective, judgeIneffective, streakText } from './verdict.js';
 
 /** Why a run was held back by a safety gate (runs.error_reason, the /metrics label, the Slack line). */
 export type SafetyReason = 'paused' | 'quarantined' | 'human_ack' | 'resolved' | 'budget' | 'rejected' | 'approval_expired';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { withDeadline } from './queues.js';
+import { withDeadline } from './connection.js';
 
 /** What Redis keeps across a restart, as its CONFIG says. */
 export interface Persistence {

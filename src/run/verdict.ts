@@ -1,5 +1,5 @@
-import type { SafetyAudit } from '../audit/safety-store.js';
-import type { Quarantine, SafetyStore } from './store.js';
+import type { SafetyAudit } from '../store/safety-audit.js';
+import type { Quarantine, SafetyStore } from '../redis/safety-state.js';
 
 /**
  * Records that a successful run's fix did not hold (once, whichever process sees it first), counts

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { AuditStore } from '../audit/store.js';
+import type { AuditStore } from '../store/journal-store.js';
 import { storableDeep } from '../core/text.js';
 import { deadline } from '../core/deadline.js';
 import type { Logger } from '../log.js';
@@ -8,8 +8,8 @@ import type { Metrics } from '../metrics.js';
 import type { RunEvent } from '../notifiers/events.js';
 import { notifyBackoff } from '../notifiers/sink.js';
 import { NotifyNotYetError, NotifyPermanentError, NotifyRetryAfterError, type Notifier } from '../notifiers/types.js';
-import { QUEUES } from './queues.js';
-import { isRedisConnectionError } from './redis-health.js';
+import { QUEUES } from '../redis/connection.js';
+import { isRedisConnectionError } from '../redis/health.js';
 
 /** One delivery (all its requests, and the waits between them) is aborted after this. */
 const DELIVERY_TIMEOUT_MS = 60_000;

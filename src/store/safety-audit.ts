@@ -1,8 +1,8 @@
 import type { Pool } from 'pg';
 import { storable, storableDeep } from '../core/text.js';
 import { ident } from './migrate.js';
-import type { AlertInfo } from '../remediations/types.js';
-import type { RunRow } from './store.js';
+import type { AlertInfo } from '../core/alert.js';
+import type { RunRow } from './journal-store.js';
 
 /** The last successful run of a rule on a target, for loop detection. */
 export interface FixRow {

@@ -2,8 +2,8 @@ import type { Pool, PoolClient } from 'pg';
 import { ident } from './migrate.js';
 import { storable, storableDeep } from '../core/text.js';
 import { inTransaction } from './tx.js';
-import type { AlertInfo } from '../remediations/types.js';
-import type { JobSpec } from '../rules/table.js';
+import type { AlertInfo } from '../core/alert.js';
+import type { JobSpec } from '../core/run.js';
 
 export type RunState = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'skipped' | 'dry_run' | 'notified';
 export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'skipped', 'dry_run', 'notified'];

@@ -1,7 +1,7 @@
-import type { SafetyAudit } from '../audit/safety-store.js';
+import type { SafetyAudit } from '../store/safety-audit.js';
 import { parseDuration } from '../rules/duration.js';
-import type { Approvals } from './approvals.js';
-import { parseScope, scopeKey, type Hold, type Pause, type Quarantine, type SafetyStore } from './store.js';
+import type { Approvals } from '../redis/approvals.js';
+import { parseScope, scopeKey, type Hold, type Pause, type Quarantine, type SafetyStore } from '../redis/safety-state.js';
 
 /** What people do to automation, the same from the admin API, the CLI and Slack; each is audited. */
 export interface Operator {

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { RedisHealth } from './redis-health.js';
+import type { RedisHealth } from './health.js';
 
 /** Queue names under QUEUE_PREFIX. */
 export const QUEUES = {
