@@ -413,3 +413,13 @@ test('migrate with PostgreSQL down names it, DATABASE_URL and the fix (exit 1)',
   assert.match(r.stderr, new RegExp(`^error: PostgreSQL at postgres://postgres@127\\.0\\.0\\.1:${port}/postgres \\(DATABASE_URL\\) is not reachable: connect ECONNREFUSED`, 'm'));
   assert.match(r.stderr, /^ {2}fix: start PostgreSQL, or set DATABASE_URL to where it runs$/m);
 });
+
+test('pause, resume and status with Redis down name it, REDIS_URL and the fix (exit 1), without a stack', async () => {
+  const { freePort } = await import('../helpers/process.js');
+  const port = await freePort();
+  for (const args of [['status'], ['pause', 'all', '--reason', 'x'], ['resume', 'all']]) {
+    const r = await cli(args, { REDIS_URL: `redis://127.0.0.1:${port}` });
+    assert.equal(r.code, 1, args.join(' '));
+    assert.equal(r.stderr, `error: Redis at redis://127.0.0.1:${port} (REDIS_URL) is not reachable: connect ECONNREFUSED 127.0.0.1:${port}\n  fix: start Redis, or set REDIS_URL to where it runs\n`, args.join(' '));
+  }
+});
