@@ -28,6 +28,7 @@ import { startRemediationWorker } from './workers/remediation.js';
 import { watchPersistence } from './redis/persistence.js';
 import { createMetrics } from './metrics.js';
 import { metricsApp } from './receivers/metrics.js';
+import { sayIfAdminOff } from './receivers/admin-off.js';
 import { RedisHealth } from './redis/health.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { buildRegistry, type Registry } from './remediations/registry.js';
@@ -172,6 +173,7 @@ export async function startService(config: Config, opts: { env: NodeJS.ProcessEn
   }
 
   if (receiver) {
+    sayIfAdminOff(config, log);
     if (!config.WEBHOOK_TOKEN && !config.WEBHOOK_BASIC_AUTH) {
       log.warn('NO WEBHOOK CREDENTIALS CONFIGURED: anyone who can reach this port can trigger remediations. Set WEBHOOK_TOKEN or WEBHOOK_BASIC_AUTH.');
     }

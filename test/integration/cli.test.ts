@@ -140,6 +140,12 @@ test('npm start entry point: starts with one line, then SIGTERM shuts down clean
     assert.match(child.output(), /"msg":"remediator started".*"rules":\d+/);
     const health = await fetch(`${child.url}/healthz`);
     assert.equal(health.status, 200);
+    // No ADMIN_TOKEN: one line says what is off, before "remediator started".
+    const lines = child.output().split('\n');
+    const off = lines.findIndex((l) => /"level":"info".*"msg":"status page \(\/ui\) and admin API \(\/api\/runs, \/api\/pause \.\.\.\) are off: ADMIN_TOKEN is not set"/.test(l));
+    assert.ok(off >= 0 && off < lines.findIndex((l) => /"msg":"remediator started"/.test(l)), child.output());
+    assert.equal((await fetch(`${child.url}/ui`)).status, 403);
+    assert.equal((await fetch(`${child.url}/api/runs`)).status, 403);
   } finally {
     const code = await child.stop('SIGTERM');
     assert.equal(code, 0, child.output());
@@ -148,6 +154,26 @@ test('npm start entry point: starts with one line, then SIGTERM shuts down clean
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await pool.end();
     await dropPrefix(REDIS_URL, prefix);
+  }
+});
+
+test('with ADMIN_TOKEN set, and in a worker-only process, nothing is said about the admin API', async () => {
+  const { startRemediator } = await import('../helpers/process.js');
+  const { dropPrefix, REDIS_URL } = await import('../helpers/service.js');
+  const id = Date.now().toString(36);
+  const base = { PORT: '0', HOST: '127.0.0.1', DATABASE_URL, REDIS_URL, DATABASE_SCHEMA: `admin_${id}`, QUEUE_PREFIX: `admin-${id}`, RULES_DIR: 'rules', WEBHOOK_TOKEN: 'x', SHUTDOWN_GRACE: '2000' };
+  try {
+    for (const env of [{ ...base, ADMIN_TOKEN: 'a'.repeat(32) }, { ...base, REMEDIATOR_ROLE: 'worker' }]) {
+      const child = await startRemediator(env);
+      await child.stop('SIGTERM');
+      assert.match(child.output(), /"msg":"remediator started"/);
+      assert.doesNotMatch(child.output(), /admin API/);
+    }
+  } finally {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL });
+    await pool.query(`DROP SCHEMA IF EXISTS "admin_${id}" CASCADE`);
+    await pool.end();
+    await dropPrefix(REDIS_URL, `admin-${id}`);
   }
 });
 
