@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npx remediator ...`: runs the compiled code in dist/, building it first when it is missing or
 // older than src/ (a checkout without `npm run build`). No TypeScript at run time.
-import { build, isStale } from './build.js';
+import { buildSaying, staleBecause } from './build.js';
 
 // `remediator remediations list | head`: once the reader is gone, stop quietly as other
 // command-line tools do, instead of dying on the EPIPE of the next write with a stack trace.
@@ -12,10 +12,10 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-if (isStale()) {
-  process.stderr.write('remediator: building dist/ (npm run build)...\n');
+const why = staleBecause();
+if (why) {
   try {
-    build();
+    buildSaying(why);
   } catch (err) {
     process.stderr.write(`remediator: ${/** @type {Error} */ (err).message}\n`);
     process.exit(1);
