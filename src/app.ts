@@ -3,14 +3,14 @@ import type { Logger } from './log.js';
 import { adminRouter } from './receivers/admin.js';
 import { alertmanagerRouter, type AlertmanagerReceiverDeps } from './receivers/alertmanager.js';
 import { healthRouter } from './receivers/health.js';
-import type { AuditStore } from './store/journal-store.js';
+import type { RunReader } from './store/runs.js';
 import type { Pool } from 'pg';
 import type { Queue } from 'bullmq';
 import type { Metrics } from './metrics.js';
 import { metricsRouter } from './receivers/metrics.js';
 import type { Persistence } from './redis/persistence.js';
 import { adminSafetyRouter } from './receivers/admin-safety.js';
-import { pagerDutyWebhookRouter, type PagerDutyWebhookDeps } from './receivers/pagerduty-webhook.js';
+import { pagerDutyWebhookRouter } from './receivers/pagerduty-webhook.js';
 import type { Operator } from './run/operator.js';
 import { slackInteractionsRouter, type SlackInteractionDeps } from './receivers/slack-interactions.js';
 import { streamKey } from './redis/delivery-stream.js';
@@ -18,7 +18,7 @@ import { uiRouter } from './ui/router.js';
 import type { ControlsSource } from './ui/rules-page.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
-  audit: AuditStore;
+  runs: RunReader;
   pool: Pool;
   schema: string;
   /** Every queue, for their depths in /metrics. */
@@ -28,13 +28,12 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   persistence?: () => Persistence | undefined;
   adminToken?: string;
   log: Logger;
-  /** Pauses, quarantines, human acknowledgments (src/safety). */
+  /** Pauses, quarantines, approvals, human acknowledgments: what people do (src/run/operator.ts). */
   operator: Operator;
   pagerDutyWebhookSecret?: string;
   slackSigningSecret?: string;
   /** Slack Web API client: approval messages are updated after a decision; approver user groups are read. */
   slack?: SlackInteractionDeps['slack'];
-  sink?: PagerDutyWebhookDeps['sink'];
   /** Status page: the cookie's Secure flag, and the pauses/quarantines hook (issue 8). */
   ui?: { secureCookie?: boolean; controls?: ControlsSource };
 }
@@ -50,7 +49,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts(), deliveries: streamKey(deps.prefix) } }));
   app.use(adminRouter(deps));
   app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken }));
-  app.use(pagerDutyWebhookRouter({ ...deps, safety: deps.operator.store, safetyAudit: deps.operator.audit }));
+  app.use(pagerDutyWebhookRouter(deps));
   app.use(slackInteractionsRouter(deps));
   app.use(uiRouter({ ...deps, ...deps.ui }));
   app.use((_req, res) => {

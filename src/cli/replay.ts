@@ -8,8 +8,8 @@ import type { AlertInfo } from '../core/alert.js';
 import { parseDuration } from '../rules/duration.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide } from '../rules/table.js';
-import { budgetsFor } from '../run/gates.js';
-import { SafetyStore, type Pause, type Quarantine } from '../redis/safety-state.js';
+import { budgetsFor } from '../run/gates/budget.js';
+import { SafetyState, type Pause, type Quarantine } from '../redis/safety-state.js';
 
 /** One alert as it arrived, and (from the audit) what happened to it then. */
 interface Replayed {
@@ -229,7 +229,7 @@ export async function safetyState(config: Config): Promise<{ pauses: Pause[]; qu
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: true, retryStrategy: () => null });
   try {
     await redis.connect();
-    const store = new SafetyStore(redis, config.QUEUE_PREFIX);
+    const store = new SafetyState(redis, config.QUEUE_PREFIX);
     return { pauses: await store.pauses(new Date()), quarantines: await store.quarantines() };
   } finally {
     redis.disconnect();

@@ -1,5 +1,5 @@
 import { heldBy } from './replay.js';
-import { budgetsFor } from '../run/gates.js';
+import { budgetsFor } from '../run/gates/budget.js';
 import { formatDuration } from '../rules/duration.js';
 import { readFile } from 'node:fs/promises';
 import type { Registry } from '../remediations/registry.js';

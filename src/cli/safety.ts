@@ -2,12 +2,11 @@ import { userInfo } from 'node:os';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../store/migrate.js';
-import { SafetyAudit } from '../store/safety-audit.js';
 import type { Config } from '../config.js';
 import { postgresError, redisError } from '../core/dependencies.js';
-import { lift, OperatorInputError, pause, resume, status, statusLines, type Operator } from '../run/operator.js';
-import { SafetyStore } from '../redis/safety-state.js';
-import { Approvals, decideApproval } from '../redis/approvals.js';
+import { silentLogger } from '../log.js';
+import { decideApproval, lift, OperatorInputError, pause, resume, status, statusLines } from '../run/operator.js';
+import { standaloneOperator } from '../run/standalone.js';
 
 /**
  * remediator pause | resume | status, straight against Redis and PostgreSQL (REDIS_URL,
@@ -26,6 +25,7 @@ export async function safetyCommand(cmd: string, args: string[], o: { config: Co
   let lastError: unknown;
   redis.on('error', (err) => (lastError = err));
   const pool = new pg.Pool({ connectionString: o.config.DATABASE_URL, max: 2 });
+  let standalone: ReturnType<typeof standaloneOperator> | undefined;
   try {
     await redis.connect().catch((err: unknown) => {
       throw redisError(lastError ?? err, o.config.REDIS_URL);
@@ -33,12 +33,12 @@ export async function safetyCommand(cmd: string, args: string[], o: { config: Co
     await migrate(pool, o.config.DATABASE_SCHEMA).catch((err: unknown) => {
       throw postgresError(err, o.config.DATABASE_URL, `migrating schema ${o.config.DATABASE_SCHEMA}`);
     });
-    const audit = new SafetyAudit(pool, o.config.DATABASE_SCHEMA);
-    const op: Operator = { store: new SafetyStore(redis, o.config.QUEUE_PREFIX), audit, approvals: new Approvals(redis, o.config.QUEUE_PREFIX, audit), now: () => new Date() };
+    standalone = standaloneOperator({ config: o.config, env: process.env, pool, redis, table: () => undefined, log: silentLogger });
+    const op = standalone.op;
     if (cmd === 'approve' || cmd === 'reject') {
       const jobId = positional[0];
       if (!jobId) return usageError(o, `${cmd} needs a run id`);
-      const r = await decideApproval(op.approvals, { jobId, approve: cmd === 'approve', by, now: op.now() });
+      const r = await decideApproval(op, { jobId, decision: cmd === 'approve' ? 'approved' : 'rejected', by });
       if (!r.ok) return usageError(o, r.error, 1);
       o.out(`run ${jobId} ${r.decision.decision} by ${by}`);
       return 0;
@@ -73,6 +73,7 @@ export async function safetyCommand(cmd: string, args: string[], o: { config: Co
     if (err instanceof OperatorInputError) return usageError(o, err.message);
     throw err;
   } finally {
+    await standalone?.close().catch(() => {});
     redis.disconnect();
     await pool.end();
   }

@@ -60,6 +60,10 @@ export interface RecordedEvent extends RunEvent {
   at: string;
   /** The rule the run belongs to (notifiers find the rule's notify section by it). */
   rule: string;
+  /** The run's incident (PagerDuty dedup key), when the writer knows it. */
+  incident?: string;
+  /** The run is a dry run (PagerDuty never hears of those). */
+  dryRun?: boolean;
 }
 
 /** The data of a remediation job. No secrets: targets are resolved by name inside the worker. */

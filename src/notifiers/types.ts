@@ -1,48 +1,40 @@
+import type { RecordedEvent } from '../core/run.js';
 import type { Logger } from '../log.js';
-import type { RunEvent } from './events.js';
+import type { Pace } from '../redis/pacer.js';
+import type { RuleSpec } from '../rules/schema.js';
 
-/** A destination for run events (Slack, PagerDuty). Each has its own BullMQ queue and retries alone. */
-export interface Notifier {
-  readonly name: 'slack' | 'pagerduty';
-  /** Cheap filter (no I/O) deciding whether an event becomes a job on this notifier's queue. */
-  accepts(event: RunEvent): boolean;
-  /**
-   * Delivers one event. Throw NotifyPermanentError for failures retrying cannot fix
-   * (invalid_auth, channel_not_found, HTTP 400), NotifyRetryAfterError for rate limits;
-   * anything else is retried with backoff for hours.
-   * The returned detail (channel, ts, dedup_key, HTTP status...) goes to the audit; no secrets.
-   */
-  deliver(event: RunEvent, ctx: DeliveryContext): Promise<Record<string, unknown> | void>;
-  /** Closes clients on shutdown. */
-  close?(): Promise<void>;
+/** Where an event must be told: an item (a run's thread, an incident, a summary) at a destination. */
+export interface Route {
+  /** `slack:<channel>`, `pagerduty:<routing key env var>`...: what is paced as one. */
+  destination: string;
+  item: string;
+  /** Goes before the rest: a run's first message, a failure, an approval request, a page. */
+  urgent: boolean;
 }
 
-export interface DeliveryContext {
-  /** 1 on the first attempt. */
-  attempt: number;
+export interface SyncContext {
   log: Logger;
+  /** Aborted when the drain must stop (shutdown, delivery timeout). */
   signal: AbortSignal;
+  /** Waits until the destination may take one more call (the pacer's token); call it before every call out. */
+  paced(): Promise<void>;
+  /** Marks other items of this destination (a storm summary a digested run changes). */
+  mark(item: string, urgent: boolean, dueMs?: number): Promise<void>;
 }
 
-export class NotifyPermanentError extends Error {
-  override readonly name = 'NotifyPermanentError';
-  constructor(message: string, readonly detail: Record<string, unknown> = {}) {
-    super(message);
-  }
-}
-
-/** Rate limited: try again after `retryAfterMs`, without using up an attempt. */
-export class NotifyRetryAfterError extends Error {
-  override readonly name = 'NotifyRetryAfterError';
-  constructor(message: string, readonly retryAfterMs: number) {
-    super(message);
-  }
-}
-
-/** Wait for an earlier event of the same run to be delivered first (ordering), without using up an attempt. */
-export class NotifyNotYetError extends Error {
-  override readonly name = 'NotifyNotYetError';
-  constructor(message: string, readonly retryAfterMs = 200) {
-    super(message);
-  }
+/**
+ * A notifier follows the run journal: `route` says (without I/O) which of its items an event
+ * makes out of date; `sync` later brings one item up to date from the journal, however many events
+ * came meanwhile. Notifiers are listed in src/notifiers/registry.ts: a new one is one file and one
+ * line there. Errors follow src/core/errors.ts: PermanentError (give up on this item),
+ * RateLimitedError (the whole destination waits), anything else is retried with backoff.
+ */
+export interface Notifier {
+  readonly name: string;
+  /** How fast one destination of this notifier takes calls. */
+  readonly pace: Pace;
+  route(event: RecordedEvent, rule: RuleSpec | undefined): Route[];
+  /** Returns what it sent (for the audit); nothing when the item had nothing new. */
+  sync(destination: string, item: string, ctx: SyncContext): Promise<Record<string, unknown> | void>;
+  close?(): Promise<void>;
 }

@@ -1,8 +1,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
-import { lift, OperatorInputError, pause, resume, status, type Operator } from '../run/operator.js';
+import { decideApproval, lift, OperatorInputError, pause, resume, status, type Operator } from '../run/operator.js';
 import { safeEqual } from './auth.js';
-import { decideApproval } from '../redis/approvals.js';
 
 const pauseBody = z.object({ scope: z.string().min(1), reason: z.string().min(1), by: z.string().min(1), until: z.string().optional(), for: z.string().optional() }).strict();
 const resumeBody = z.object({ scope: z.string().min(1), by: z.string().min(1), reason: z.string().optional() }).strict();
@@ -55,7 +54,7 @@ export function adminSafetyRouter(deps: { operator: Operator; adminToken?: strin
     router.post(`/api/runs/:jobId/${path}`, auth, json, async (req, res) => {
       const b = decideBody.safeParse(req.body ?? {});
       if (!b.success) return void res.status(400).json({ error: `${b.error.issues[0]!.path.join('.') || 'body'}: ${b.error.issues[0]!.message}` });
-      const r = await decideApproval(deps.operator.approvals, { jobId: String(req.params.jobId), approve, by: `admin-api:${b.data.by}`, now: deps.operator.now() });
+      const r = await decideApproval(deps.operator, { jobId: String(req.params.jobId), decision: approve ? 'approved' : 'rejected', by: `admin-api:${b.data.by}` });
       if (!r.ok) return void res.status(409).json({ error: r.error });
       res.json({ decision: r.decision });
     });

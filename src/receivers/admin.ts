@@ -1,6 +1,6 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import { decodeCursor, type AuditStore } from '../store/journal-store.js';
+import { decodeCursor, type RunReader } from '../store/runs.js';
 import { safeEqual } from './auth.js';
 
 const query = z
@@ -16,7 +16,7 @@ const query = z
   .strict();
 
 /** The audit of remediation runs, newest first. Requires ADMIN_TOKEN as a bearer token. */
-export function adminRouter(deps: { audit: AuditStore; adminToken?: string }): Router {
+export function adminRouter(deps: { runs: RunReader; adminToken?: string }): Router {
   const router = express.Router();
   router.use('/api', (req, res, next) => {
     if (!deps.adminToken) {
@@ -42,16 +42,16 @@ export function adminRouter(deps: { audit: AuditStore; adminToken?: string }): R
       res.status(400).json({ error: 'cursor: not a cursor from a previous page (use its "next")' });
       return;
     }
-    const page = await deps.audit.listRuns({ ...q.data, state: q.data.status, before: q.data.before ? new Date(q.data.before) : undefined, cursor });
+    const page = await deps.runs.listRuns({ ...q.data, state: q.data.status, before: q.data.before ? new Date(q.data.before) : undefined, cursor });
     res.json(page.next ? page : { runs: page.runs });
   });
   router.get('/api/runs/:jobId', async (req, res) => {
-    const run = await deps.audit.getRun(req.params.jobId);
+    const run = await deps.runs.getRun(req.params.jobId);
     if (!run) {
       res.status(404).json({ error: 'no such run' });
       return;
     }
-    res.json({ run, events: await deps.audit.runEvents(run.job_id) });
+    res.json({ run, events: await deps.runs.runEvents(run.job_id) });
   });
   return router;
 }

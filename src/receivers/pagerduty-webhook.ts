@@ -2,12 +2,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { answerAndClose } from './http-edge.js';
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import type { SafetyAudit } from '../store/safety-audit.js';
 import type { Logger } from '../log.js';
-import type { EventSink } from '../notifiers/events.js';
-import { publishSafely } from '../notifiers/sink.js';
-import type { RuleTable } from '../rules/load.js';
-import type { SafetyStore } from '../redis/safety-state.js';
+import { holdIncident, releaseIncident, type Operator } from '../run/operator.js';
+import type { RunRow } from '../store/runs.js';
 
 /**
  * PagerDuty V3 webhook envelope, the fields we read (unknown ones are accepted: PagerDuty adds fields).
@@ -48,10 +45,7 @@ export function pagerDutySignatureValid(raw: Buffer, header: string | undefined,
 
 export interface PagerDutyWebhookDeps {
   pagerDutyWebhookSecret?: string;
-  safety: SafetyStore;
-  safetyAudit: SafetyAudit;
-  sink?: EventSink;
-  table: () => RuleTable | undefined;
+  operator: Operator;
   log: Logger;
 }
 
@@ -88,15 +82,15 @@ export function pagerDutyWebhookRouter(deps: PagerDutyWebhookDeps): Router {
     }
     const key = e.data.incident_key;
     if (!key) return void res.status(200).json({ ignored: 'incident has no incident_key' });
-    const run = await deps.safetyAudit.runOfIncident(key);
+    const run = await deps.operator.runs.runOfIncident(key);
     if (!run) return void res.status(200).json({ ignored: 'not an incident of ours' });
     // Each event once: a replayed acknowledgment must not hold again after the incident resolved.
-    if (!(await deps.safety.firstSeen('pagerduty', e.id, 7 * 24 * 3600))) return void res.status(200).json({ duplicate: e.id });
+    if (!(await deps.operator.store.firstSeen('pagerduty', e.id, 7 * 24 * 3600))) return void res.status(200).json({ duplicate: e.id });
     try {
       const out = await applyEvent(deps, e, run, key);
       res.status(200).json(out);
     } catch (err) {
-      await deps.safety.forget('pagerduty', e.id).catch(() => {}); // PagerDuty retries the delivery (5xx)
+      await deps.operator.store.forget('pagerduty', e.id).catch(() => {}); // PagerDuty retries the delivery (5xx)
       throw err;
     }
   });
@@ -104,32 +98,22 @@ export function pagerDutyWebhookRouter(deps: PagerDutyWebhookDeps): Router {
 }
 
 type IncidentEvent = z.output<typeof envelope>['event'];
-type OurRun = NonNullable<Awaited<ReturnType<SafetyAudit['runOfIncident']>>>;
 
-/** Holds or releases the alert group of one of our incidents; records it and says it in the run's thread. */
-async function applyEvent(deps: PagerDutyWebhookDeps, e: IncidentEvent, run: OurRun, key: string): Promise<Record<string, unknown>> {
+/** Holds or releases the alert group of one of our incidents (src/run/operator.ts records it and says it in the run's thread). */
+async function applyEvent(deps: PagerDutyWebhookDeps, e: IncidentEvent, run: RunRow, key: string): Promise<Record<string, unknown>> {
   const incident = `#${e.data.number ?? e.data.id}`;
   const who = e.agent?.summary ?? e.agent?.id ?? 'someone';
-  let message: string;
+  let message: string | undefined;
   if (e.event_type === 'incident.acknowledged') {
     // remediator's own Events API acknowledgment arrives with a service (integration) agent: not a person.
     if (e.agent?.type !== 'user_reference') return { ignored: `acknowledged by ${e.agent?.type ?? 'no agent'}, not a person` };
-    await deps.safety.hold({ dedupKey: key, by: who, incident, at: e.occurred_at, ...(e.data.html_url ? { url: e.data.html_url } : {}) });
-    await deps.safetyAudit.recordAction({ kind: 'human_ack', scope: `pagerduty:${key}`, by: `pagerduty:${e.agent.id ?? who}`, reason: `acknowledged incident ${incident}`, details: { event: e.id, run: run.job_id } });
-    message = `${who} acknowledged PagerDuty incident ${incident}: hands off. Automation will not act on this alert group until the incident resolves.`;
+    message = await holdIncident(deps.operator, {
+      hold: { dedupKey: key, by: who, incident, at: e.occurred_at, ...(e.data.html_url ? { url: e.data.html_url } : {}) },
+      run, agent: e.agent.id ?? who, event: e.id,
+    });
   } else {
-    if (!(await deps.safety.release(key))) return { ignored: 'resolved, no hold' };
-    await deps.safetyAudit.recordAction({ kind: 'human_ack_released', scope: `pagerduty:${key}`, by: `pagerduty:${e.agent?.id ?? 'unknown'}`, reason: `incident ${incident} resolved`, details: { event: e.id } });
-    message = `PagerDuty incident ${incident} resolved: automation may act on this alert group again.`;
-  }
-  await deps.safetyAudit.addRunEvent(run.job_id, 'step', message, { pagerduty_event: e.id, incident });
-  if (deps.sink) {
-    const notify = deps.table()?.rules.find((r) => r.spec.name === run.rule)?.spec.notify ?? {};
-    // To Slack only: PagerDuty already knows.
-    await publishSafely(deps.sink, {
-      type: 'step', jobId: run.job_id, rule: run.rule, action: run.action, target: run.target ?? undefined, alert: run.alert, groupKey: run.group_key ?? '',
-      receiver: '', externalURL: '', dryRun: run.dry_run, message, notify: { ...notify, pagerduty: false }, at: new Date().toISOString(),
-    }, deps.log);
+    message = await releaseIncident(deps.operator, { dedupKey: key, incident, run, agent: e.agent?.id ?? 'unknown', event: e.id });
+    if (!message) return { ignored: 'resolved, no hold' };
   }
   deps.log.info('pagerduty webhook', { event: e.event_type, incident, run: run.job_id });
   return { ok: true, run: run.job_id, message };

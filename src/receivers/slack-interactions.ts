@@ -2,15 +2,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { answerAndClose } from './http-edge.js';
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import type { AuditStore } from '../store/journal-store.js';
 import type { Logger } from '../log.js';
-import type { EventSink } from '../notifiers/events.js';
 import type { WebClient } from '@slack/web-api';
-import { APPROVE_ACTION, esc, PAUSE_RULE_ACTION, REJECT_ACTION } from '../notifiers/slack-format.js';
-import { decideApproval } from '../redis/approvals.js';
-import { publishSafely } from '../notifiers/sink.js';
+import { APPROVE_ACTION, esc, PAUSE_RULE_ACTION, REJECT_ACTION } from '../notifiers/slack/format.js';
 import type { RuleTable } from '../rules/load.js';
-import { pause, type Operator } from '../run/operator.js';
+import { decideApproval, noteOnRun, pause, type Operator } from '../run/operator.js';
 
 /** Slack refuses requests older than this itself; so do we (replay window). */
 export const SLACK_MAX_AGE_S = 5 * 60;
@@ -43,8 +39,6 @@ export interface SlackInteractionDeps {
   slackSigningSecret?: string;
   slack?: WebClient;
   operator: Operator;
-  audit: AuditStore;
-  sink?: EventSink;
   table: () => RuleTable | undefined;
   log: Logger;
 }
@@ -91,19 +85,11 @@ export function slackInteractionsRouter(deps: SlackInteractionDeps): Router {
 
 /** "Pause this rule": pauses the rule of the run the message is about, and says so in its thread. */
 async function pauseRule(deps: SlackInteractionDeps, user: string, jobId: string): Promise<Record<string, unknown>> {
-  const run = await deps.operator.audit.runWithAlert(jobId);
+  const run = await deps.operator.runs.getRun(jobId);
   if (!run) return { ignored: 'no such run' };
   const p = await pause(deps.operator, { scope: `rule:${run.rule}`, by: `slack:${user}`, reason: `paused from Slack by user ${user}` });
   const message = `Slack user ${user} paused rule ${run.rule} from Slack: no run of it acts until someone resumes it (remediator resume rule:${run.rule}).`;
-  await deps.audit.addEvent(jobId, 'step', null, message, { pause: p });
-  if (deps.sink) {
-    const rule = deps.table()?.rules.find((r) => r.spec.name === run.rule);
-    await publishSafely(deps.sink, {
-      type: 'step', jobId, rule: run.rule, action: run.action, target: run.target ?? undefined, groupKey: run.group_key ?? '', receiver: '', externalURL: '',
-      alert: run.alert,
-      dryRun: run.dry_run, message, notify: { ...(rule?.spec.notify ?? {}), pagerduty: false }, at: new Date().toISOString(),
-    }, deps.log);
-  }
+  await noteOnRun(deps.operator, run, message, { pause: p, to: 'slack' });
   return { paused: p.scope };
 }
 
@@ -119,7 +105,7 @@ async function decide(deps: SlackInteractionDeps, p: BlockActions, jobId: string
     deps.log.warn('approval click by a user who is not an approver', { user, job: jobId });
     return { refused: `${user} is not an approver of rule ${req.rule}` };
   }
-  const r = await decideApproval(deps.operator.approvals, { jobId, approve, by: `slack:${user}`, now: deps.operator.now() });
+  const r = await decideApproval(deps.operator, { jobId, decision: approve ? 'approved' : 'rejected', by: `slack:${user}` });
   const text = r.ok
     ? `${approve ? ':white_check_mark: Approved' : ':no_entry: Rejected'} by Slack user ${user} at ${r.decision.at}: ${req.action}${req.target ? ` on ${req.target}` : ''} (rule ${req.rule}).`
     : `:information_source: ${r.error}`;

@@ -1,5 +1,4 @@
 import type { Redis } from 'ioredis';
-import type { SafetyAudit } from '../store/safety-audit.js';
 
 /** A run waiting for a person: what it will do, and until when it waits. */
 export interface ApprovalRequest {
@@ -28,7 +27,6 @@ export class Approvals {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly audit: SafetyAudit,
   ) {}
 
   private k(kind: 'request' | 'decision', jobId: string): string {
@@ -50,21 +48,26 @@ export class Approvals {
     return v ? (JSON.parse(v) as ApprovalDecision) : undefined;
   }
 
-  /** Records a decision once; returns the decision that holds (this one, or the earlier one). */
-  async decide(jobId: string, d: ApprovalDecision, reason?: string): Promise<{ won: boolean; decision: ApprovalDecision }> {
+  /** Sets the decision once; returns the decision that holds (this one, or the earlier one). */
+  async decide(jobId: string, d: ApprovalDecision): Promise<{ won: boolean; decision: ApprovalDecision }> {
     const won = (await this.redis.set(this.k('decision', jobId), JSON.stringify(d), 'EX', KEEP_S, 'NX')) === 'OK';
     if (!won) return { won, decision: (await this.decisionOf(jobId))! };
-    await this.audit.recordAction({ kind: `approval_${d.decision}`, scope: `run:${jobId}`, by: d.by, reason });
-    await this.audit.addRunEvent(jobId, d.decision === 'approved' ? 'approved' : d.decision, `${d.decision === 'expired' ? 'Approval request expired' : `${d.decision === 'approved' ? 'Approved' : 'Rejected'} by ${d.by}`} at ${d.at}.`);
     return { won, decision: d };
+  }
+
+  /** Runs waiting for a decision now (the status page's banner): requests without a decision, not expired. */
+  async waiting(now: Date): Promise<ApprovalRequest[]> {
+    const out: ApprovalRequest[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:safety:approval:request:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const reqs = (await this.redis.mget(...keys)).filter((v): v is string => v !== null).map((v) => JSON.parse(v) as ApprovalRequest);
+      const decided = await this.redis.mget(...reqs.map((r) => this.k('decision', r.jobId)));
+      reqs.forEach((r, i) => decided[i] === null && Date.parse(r.expiresAt) > now.getTime() && out.push(r));
+    } while (cursor !== '0');
+    return out;
   }
 }
 
-/** Approves or rejects a waiting run (admin API, CLI, Slack): a clear error when there is nothing to decide. */
-export async function decideApproval(a: Approvals, i: { jobId: string; approve: boolean; by: string; now: Date }): Promise<{ ok: true; decision: ApprovalDecision } | { ok: false; error: string }> {
-  const req = await a.requestOf(i.jobId);
-  if (!req) return { ok: false, error: `run ${i.jobId} is not waiting for an approval` };
-  const { won, decision } = await a.decide(i.jobId, { decision: i.approve ? 'approved' : 'rejected', by: i.by, at: i.now.toISOString() });
-  if (!won) return { ok: false, error: `run ${i.jobId} was already ${decision.decision}${decision.decision === 'expired' ? '' : ` by ${decision.by}`} at ${decision.at}` };
-  return { ok: true, decision };
-}

@@ -78,7 +78,7 @@ export interface BudgetKey {
 /** How long a human-ack hold lasts without PagerDuty's resolve (a lost webhook must not hold forever). */
 const HOLD_TTL_S = 7 * 24 * 3600;
 
-export class SafetyStore {
+export class SafetyState {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -205,6 +205,35 @@ export class SafetyStore {
     const q = await this.quarantined(rule, target);
     await this.redis.multi().hdel(this.k('quarantines'), this.qField(rule, target)).del(this.k('ineffective', rule, target)).exec();
     return q;
+  }
+
+  // ---- cooldowns and fixes waiting for their verdict ----
+
+  /** The run that started this rule's cooldown on this target, while it lasts. */
+  async cooldownOf(rule: string, target: string): Promise<{ runId: string; at: string } | undefined> {
+    const v = await this.redis.get(this.k('cooldown', rule, target));
+    return v ? (JSON.parse(v) as { runId: string; at: string }) : undefined;
+  }
+
+  /** A run acted (or is about to): no other run of the rule acts on the target for `ms`. */
+  async startCooldown(rule: string, target: string, runId: string, at: Date, ms: number): Promise<void> {
+    await this.redis.set(this.k('cooldown', rule, target), JSON.stringify({ runId, at: at.toISOString() }), 'PX', Math.max(1, ms));
+  }
+
+  /** The last successful fix of a rule on a target that has no verdict yet (loop detection). */
+  async pendingFix(rule: string, target: string): Promise<{ runId: string; finishedAt: string } | undefined> {
+    const v = await this.redis.get(this.k('fix', rule, target));
+    return v ? (JSON.parse(v) as { runId: string; finishedAt: string }) : undefined;
+  }
+
+  /** A fix succeeded: it waits for its verdict until `ttlMs` (its verify_window and some margin). */
+  async setPendingFix(rule: string, target: string, runId: string, finishedAt: Date, ttlMs: number): Promise<void> {
+    await this.redis.set(this.k('fix', rule, target), JSON.stringify({ runId, finishedAt: finishedAt.toISOString() }), 'PX', Math.max(1, ttlMs));
+  }
+
+  /** The fix of `runId` was judged: it no longer waits (unless a newer fix replaced it). */
+  async clearPendingFix(rule: string, target: string, runId: string): Promise<void> {
+    await this.redis.eval(`if redis.call('get', KEYS[1]) and cjson.decode(redis.call('get', KEYS[1])).runId == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`, 1, this.k('fix', rule, target), runId);
   }
 
   // ---- counters and replay protection ----

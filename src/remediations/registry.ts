@@ -1,4 +1,3 @@
-import type { z } from 'zod';
 import type { Remediation } from './types.js';
 import { breakerReset } from './breaker-reset.js';
 import { idleConnectionKill } from './idle-connection-kill.js';
@@ -28,9 +27,3 @@ export function buildRegistry(list: readonly Remediation<any, any>[] = remediati
   return map;
 }
 
-/** The schema of each target kind, taken from the remediation that declares it. */
-export function targetKinds(registry: Registry): Map<string, z.ZodType<unknown, z.ZodTypeDef, unknown>> {
-  const out = new Map<string, z.ZodType<unknown, z.ZodTypeDef, unknown>>();
-  for (const r of registry.values()) if (r.targetKind && r.targetSchema) out.set(r.targetKind, r.targetSchema);
-  return out;
-}

@@ -8,8 +8,7 @@ import { formatProblem, sortProblems, SourcePositions, type Problem } from './pr
 import { closest, keysAt } from './schema-doc.js';
 import { findSecrets, type SecretRef } from './secrets.js';
 import { eachString, hasTemplate } from './template.js';
-import { targetKinds, type Registry } from '../remediations/registry.js';
-import type { Remediation } from '../remediations/types.js';
+import { targetKinds, type ActionSpec, type Catalog } from '../core/action.js';
 
 /** A declared target: what a remediation may act on. Secrets are env var names, not values. */
 export interface Target {
@@ -23,7 +22,8 @@ export interface CompiledRule {
   spec: RuleSpec;
   file: string;
   matchers: Matcher[];
-  remediation: Remediation<any, any>;
+  /** The rule's action as the catalog describes it (the worker runs it from the remediation registry). */
+  remediation: ActionSpec;
 }
 
 export interface RuleTable {
@@ -57,7 +57,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Reads every *.yml / *.yaml in `dir` (not recursive), in name order, and compiles the table. */
-export async function loadRules(dir: string, registry: Registry): Promise<RuleTable> {
+export async function loadRules(dir: string, registry: Catalog): Promise<RuleTable> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter(isYaml).sort();
@@ -114,7 +114,7 @@ interface Declared {
 const FILE_KEYS = ['targets', 'rules', 'limits'];
 
 /** Compiles rule files given as text (the unit tests feed fixtures through here). */
-export function compileRules(sources: { file: string; text: string }[], registry: Registry): RuleTable {
+export function compileRules(sources: { file: string; text: string }[], registry: Catalog): RuleTable {
   const problems: Problem[] = [];
   const kinds = targetKinds(registry);
   const targets = new Map<string, Target>();
@@ -254,7 +254,7 @@ function unknownKey(key: string, allowed: string[]): string {
   return allowed.length ? `unknown key (allowed: ${allowed.join(', ')})` : 'unknown key';
 }
 
-function checkTarget(target: string | undefined, r: Remediation<any, any>, declared: Map<string, Declared>): string[] {
+function checkTarget(target: string | undefined, r: ActionSpec, declared: Map<string, Declared>): string[] {
   if (r.targetKind === null) return target === undefined ? [] : [`action ${r.name} takes no target`];
   if (target === undefined) return [`action ${r.name} needs a target of kind ${r.targetKind}`];
   if (hasTemplate(target)) {
@@ -272,7 +272,7 @@ function checkTarget(target: string | undefined, r: Remediation<any, any>, decla
  * Validates params against the action's schema. A field whose value is templated can only be
  * checked once an alert fills it in, so issues at templated paths are deferred to render time.
  */
-function checkParams(params: Obj, r: Remediation<any, any>): ZodIssue[] {
+function checkParams(params: Obj, r: ActionSpec): ZodIssue[] {
   const templated = new Set<string>();
   eachString(params, (s, path) => {
     if (hasTemplate(s)) templated.add(path.join('.'));

@@ -111,8 +111,10 @@ export const notifySchema = z
             acknowledge: z.boolean().default(true),
             /** On success: resolve now, when the alert resolves in Alertmanager, or never. */
             resolve: z.enum(['immediately', 'on_alert_resolved', 'never']).default('on_alert_resolved'),
-            /** On failure: trigger (page) with severity critical. */
+            /** On failure (or for a notify-only rule): trigger a page. */
             escalate: z.boolean().default(true),
+            /** The page's severity (PagerDuty Events API v2 payload.severity). */
+            severity: z.enum(['critical', 'error', 'warning', 'info']).default('critical'),
           })
           .strict(),
       ])
@@ -141,6 +143,8 @@ export const ruleSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ".", "_" or "-"'),
     description: z.string().optional(),
+    /** Where the on-call runbook for this alert is: a link in Slack and in the PagerDuty page (else the alert's runbook_url annotation). */
+    runbook_url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL').optional(),
     match: matchList,
     when: z.enum(['firing', 'resolved']).default('firing'),
     action: z.string().min(1),

@@ -1,7 +1,7 @@
-import type { z } from 'zod';
+import type { ActionSpec } from '../core/action.js';
 import type { AlertInfo } from '../core/alert.js';
 import { jobIdFor, type JobSpec } from '../core/run.js';
-import type { CompiledRule, RuleTable } from './load.js';
+import type { CompiledRule, RuleTable, Target } from './load.js';
 import { renderDeep, renderString, TemplateError, type TemplateContext } from './template.js';
 import type { RuleSpec } from './schema.js';
 
@@ -101,20 +101,37 @@ function planJob(table: RuleTable, rule: CompiledRule, alert: AlertInfo, ctx: We
     if (err instanceof TemplateError) return refuse('invalid', `template: ${err.message}`);
     throw err;
   }
-  if (target !== undefined) {
-    const t = table.targets.get(target);
-    if (!t || t.kind !== rule.remediation.targetKind) {
-      return refuse(
-        'refused',
-        t ? `target ${JSON.stringify(target)} is of kind ${t.kind}, not ${rule.remediation.targetKind}` : `target ${JSON.stringify(target)} is not declared`,
-        target,
-      );
+  const checked = checkAction(table, rule.remediation, target, params);
+  if (!checked.ok) return refuse(checked.reason === 'refused_target' ? 'refused' : 'invalid', checked.message, target);
+  // The job carries the params as rendered: the worker checks them again (the schemas transform, e.g. durations).
+  return { kind: 'enqueue', rule: spec.name, jobId, job: job(target, params) };
+}
+
+/**
+ * The one check of what a run may act on, at intake and again just before it acts (the table may
+ * have changed in between): the target is declared and of the action's kind, the params pass the
+ * action's schema. Target configs hold the target's own allow-lists, checked by the remediation.
+ */
+export function checkAction(
+  table: RuleTable,
+  action: ActionSpec,
+  target: string | undefined,
+  params: unknown,
+): { ok: true; target?: Target; params: unknown } | { ok: false; reason: 'refused_target' | 'bad_params'; message: string } {
+  let t: Target | undefined;
+  if (action.targetKind !== null) {
+    t = target === undefined ? undefined : table.targets.get(target);
+    if (!t || t.kind !== action.targetKind) {
+      const message = t
+        ? `target ${JSON.stringify(target)} is of kind ${t.kind}, not ${action.targetKind}`
+        : target === undefined ? `action ${action.name} needs a target of kind ${action.targetKind}` : `target ${JSON.stringify(target)} is not declared`;
+      return { ok: false, reason: 'refused_target', message };
     }
   }
-  const checked = (rule.remediation.paramsSchema as z.ZodTypeAny).safeParse(params);
+  const checked = action.paramsSchema.safeParse(params);
   if (!checked.success) {
     const i = checked.error.issues[0]!;
-    return refuse('invalid', `params.${i.path.join('.')}: ${i.message}`, target);
+    return { ok: false, reason: 'bad_params', message: `params.${i.path.join('.')}: ${i.message}` };
   }
-  return { kind: 'enqueue', rule: spec.name, jobId, job: job(target, params) };
+  return { ok: true, ...(t ? { target: t } : {}), params: checked.data };
 }

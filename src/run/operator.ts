@@ -1,13 +1,23 @@
+import { parseDuration } from '../core/duration.js';
+import type { ApprovalDecision, ApprovalRequest, Approvals } from '../redis/approvals.js';
+import { parseScope, scopeKey, type Hold, type Pause, type Quarantine, type SafetyState } from '../redis/safety-state.js';
 import type { SafetyAudit } from '../store/safety-audit.js';
-import { parseDuration } from '../rules/duration.js';
-import type { Approvals } from '../redis/approvals.js';
-import { parseScope, scopeKey, type Hold, type Pause, type Quarantine, type SafetyStore } from '../redis/safety-state.js';
+import type { RunReader, RunRow } from '../store/runs.js';
+import type { Journal } from './journal.js';
 
-/** What people do to automation, the same from the admin API, the CLI and Slack; each is audited. */
+/**
+ * What people do to automation, the same from the admin API, the CLI, Slack and PagerDuty: each
+ * is an operator action in the audit, and what concerns a run is an event of its journal (so its
+ * Slack thread says it). HTTP routes, the CLI and Slack clicks call these; none writes events itself.
+ */
 export interface Operator {
-  store: SafetyStore;
+  store: SafetyState;
   audit: SafetyAudit;
   approvals: Approvals;
+  journal: Journal;
+  runs: RunReader;
+  /** Starts a job that waits (an approval decided): BullMQ promote. Absent where no queue is at hand (the CLI). */
+  release?: (jobId: string) => Promise<void>;
   now: () => Date;
 }
 
@@ -65,6 +75,53 @@ export interface SafetyStatus {
   quarantines: Quarantine[];
   holds: Hold[];
   decisions: Record<string, number>;
+}
+
+/**
+ * Approves or rejects a run waiting for approval (admin API, CLI, Slack), or expires it (the run
+ * itself, at the deadline). The first decision wins; it is an operator action and an event of the
+ * run, and an approved or rejected run is released at once instead of at its expiry.
+ */
+export async function decideApproval(
+  op: Pick<Operator, 'audit' | 'approvals' | 'journal' | 'now' | 'release'>,
+  i: { jobId: string; decision: ApprovalDecision['decision']; by: string; reason?: string },
+): Promise<{ ok: true; decision: ApprovalDecision; request: ApprovalRequest } | { ok: false; error: string }> {
+  const req = await op.approvals.requestOf(i.jobId);
+  if (!req) return { ok: false, error: `run ${i.jobId} is not waiting for an approval` };
+  const d: ApprovalDecision = { decision: i.decision, by: i.by, at: op.now().toISOString() };
+  const { won, decision } = await op.approvals.decide(i.jobId, d);
+  if (!won) return { ok: false, error: `run ${i.jobId} was already ${decision.decision}${decision.decision === 'expired' ? '' : ` by ${decision.by}`} at ${decision.at}` };
+  await op.audit.recordAction({ kind: `approval_${d.decision}`, scope: `run:${i.jobId}`, by: d.by, reason: i.reason });
+  const words = d.decision === 'expired' ? `Approval request expired at ${d.at}.` : `${d.decision === 'approved' ? 'Approved' : 'Rejected'} by ${d.by} at ${d.at}.`;
+  await op.journal.record({ jobId: i.jobId, rule: req.rule }, { type: d.decision, message: words, details: { decision: d } });
+  if (d.decision !== 'expired') await op.release?.(i.jobId).catch(() => {}); // at worst it starts at its expiry, which reads the decision
+  return { ok: true, decision: d, request: req };
+}
+
+/** Something said about a run by people or another system (Slack, PagerDuty): an event of its journal. */
+export async function noteOnRun(op: Pick<Operator, 'journal'>, run: RunOf, message: string, details?: Record<string, unknown>): Promise<void> {
+  await op.journal.record({ jobId: run.job_id, rule: run.rule, incident: run.incident_key ?? undefined, dryRun: run.dry_run }, { type: 'note', message, details });
+}
+
+/** What an operator action needs to know of a run. */
+type RunOf = Pick<RunRow, 'job_id' | 'rule' | 'incident_key' | 'dry_run'>;
+
+/** A person acknowledged one of our PagerDuty incidents: hands off its alert group until it resolves. */
+export async function holdIncident(op: Operator, i: { hold: Hold; run: RunOf; agent: string; event: string }): Promise<string> {
+  await op.store.hold(i.hold);
+  await op.audit.recordAction({ kind: 'human_ack', scope: `pagerduty:${i.hold.dedupKey}`, by: `pagerduty:${i.agent}`, reason: `acknowledged incident ${i.hold.incident}`, details: { event: i.event, run: i.run.job_id } });
+  const message = `${i.hold.by} acknowledged PagerDuty incident ${i.hold.incident}: hands off. Automation will not act on this alert group until the incident resolves.`;
+  await noteOnRun(op, i.run, message, { pagerduty_event: i.event, incident: i.hold.incident, to: 'slack' });
+  return message;
+}
+
+/** The incident resolved: automation may act on its alert group again. Undefined when nothing was held. */
+export async function releaseIncident(op: Operator, i: { dedupKey: string; incident: string; run: RunOf; agent: string; event: string }): Promise<string | undefined> {
+  if (!(await op.store.release(i.dedupKey))) return undefined;
+  await op.audit.recordAction({ kind: 'human_ack_released', scope: `pagerduty:${i.dedupKey}`, by: `pagerduty:${i.agent}`, reason: `incident ${i.incident} resolved`, details: { event: i.event } });
+  const message = `PagerDuty incident ${i.incident} resolved: automation may act on this alert group again.`;
+  await noteOnRun(op, i.run, message, { pagerduty_event: i.event, incident: i.incident, to: 'slack' });
+  return message;
 }
 
 export async function status(op: Operator): Promise<SafetyStatus> {

@@ -1,32 +1,71 @@
+import type { Quarantine, SafetyState } from '../redis/safety-state.js';
 import type { SafetyAudit } from '../store/safety-audit.js';
-import type { Quarantine, SafetyStore } from '../redis/safety-state.js';
+import type { Journal } from './journal.js';
 
-/**
- * Records that a successful run's fix did not hold (once, whichever process sees it first), counts
- * it in the (rule, target) streak, and quarantines at `quarantineAfter` in a row. Returns undefined
- * when another process had already judged that run.
- */
-export async function judgeIneffective(
-  d: { store: SafetyStore; audit: SafetyAudit },
-  o: { rule: string; target: string; runId: string; why: string; quarantineAfter: number; now: Date },
-): Promise<{ streak: string[]; quarantine?: Quarantine } | undefined> {
-  if (!(await d.audit.judge(o.runId, 'ineffective', `Fix ineffective: ${o.why}.`))) return undefined;
-  const streak = await d.store.ineffective(o.rule, o.target, o.runId);
-  if (o.quarantineAfter === 0 || streak.length < o.quarantineAfter) return { streak };
-  const q: Quarantine = { rule: o.rule, target: o.target, at: o.now.toISOString(), runs: streak, reason: `${streak.length} ineffective fixes in a row` };
-  if (!(await d.store.quarantine(q))) return { streak };
-  await d.audit.recordAction({ kind: 'quarantine', scope: `rule:${o.rule}@${o.target}`, by: 'remediator', reason: q.reason, details: { runs: streak } });
-  return { streak, quarantine: q };
+/** The judged fix: its run, and where it acted. */
+export interface FixRef {
+  runId: string;
+  rule: string;
+  target: string;
 }
 
-/** The fix held: recorded once, and the streak starts again. */
-export async function judgeEffective(d: { store: SafetyStore; audit: SafetyAudit }, o: { rule: string; target: string; runId: string; why: string }): Promise<boolean> {
-  if (!(await d.audit.judge(o.runId, 'effective', `Fix held: ${o.why}.`))) return false;
-  await d.store.effective(o.rule, o.target);
-  return true;
+export interface VerdictDeps {
+  journal: Journal;
+  safety: SafetyState;
+  safetyAudit: SafetyAudit;
+}
+
+/**
+ * The one judgement of a successful fix, made once (whichever process sees it first: a new firing
+ * of the rule on the target, or the verify job at the end of the fix's verify_window):
+ * - effective: the alert resolved within verify_window and did not fire again; the streak of
+ *   ineffective fixes on (rule, target) starts again;
+ * - ineffective: it fired again, or had not resolved, within the window; after `quarantineAfter`
+ *   in a row the rule is quarantined on that target (no automatic runs until a person lifts it),
+ *   which pages a person.
+ * The verdict is an event of the judged run (its Slack thread says it). Undefined when already judged.
+ */
+export async function judgeFix(
+  d: VerdictDeps,
+  fix: FixRef,
+  o: { verdict: 'effective' | 'ineffective'; why: string; quarantineAfter: number; now: Date; /** Page on a quarantine here (false: the caller's own run pages). */ page?: boolean },
+): Promise<{ streak: string[]; quarantine?: Quarantine } | undefined> {
+  const run = await d.journal.load(fix.runId);
+  const ref = { jobId: fix.runId, rule: fix.rule, incident: run?.incident_key ?? undefined, dryRun: run?.dry_run };
+  if (o.verdict === 'effective') {
+    if (!(await d.journal.judge(ref, 'effective', `Fix held: ${o.why}.`))) return undefined;
+    await d.safety.effective(fix.rule, fix.target);
+    await d.safety.clearPendingFix(fix.rule, fix.target, fix.runId);
+    return { streak: [] };
+  }
+  // The streak first, so the verdict event can say where it stands and page on a quarantine.
+  const before = await d.safety.quarantined(fix.rule, fix.target);
+  const judged = await d.journal.judge(ref, 'ineffective', `Fix ineffective: ${o.why}.`);
+  if (!judged) return undefined;
+  await d.safety.clearPendingFix(fix.rule, fix.target, fix.runId);
+  const streak = await d.safety.ineffective(fix.rule, fix.target, fix.runId);
+  const out: { streak: string[]; quarantine?: Quarantine } = { streak };
+  if (o.quarantineAfter > 0 && streak.length >= o.quarantineAfter && !before) {
+    const q: Quarantine = { rule: fix.rule, target: fix.target, at: o.now.toISOString(), runs: streak, reason: `${streak.length} ineffective fixes in a row` };
+    if (await d.safety.quarantine(q)) {
+      out.quarantine = q;
+      await d.safetyAudit.recordAction({ kind: 'quarantine', scope: `rule:${fix.rule}@${fix.target}`, by: 'remediator', reason: q.reason, details: { runs: streak } });
+    }
+  }
+  const words = `${streakText(streak.length, o.quarantineAfter)}.` +
+    (out.quarantine ? ` Rule ${fix.rule} is now quarantined on ${fix.target || 'its target'}: no automatic runs there until a person lifts it (remediator resume --quarantine ${fix.rule}@${fix.target}).` : '');
+  await d.journal.record(ref, {
+    type: 'note', message: words, details: { streak: streak.length },
+    ...(out.quarantine && o.page !== false ? { page: 'rule quarantined: its fixes do not hold' } : {}),
+  });
+  return out;
 }
 
 /** The words for a streak, said in Slack. */
 export function streakText(streak: number, quarantineAfter: number): string {
   return `${streak} ineffective in a row${quarantineAfter ? ` (quarantine after ${quarantineAfter})` : ''}`;
+}
+
+export function quarantineText(why: string, rule: string, target: string | undefined): string {
+  return `Quarantined: rule ${rule} on ${target ?? 'its target'} (${why}). No automatic runs there until a person lifts it (remediator resume --quarantine ${rule}${target ? `@${target}` : ''}).`;
 }

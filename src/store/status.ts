@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { ident } from './migrate.js';
-import type { RunState } from './journal-store.js';
+import type { RunState } from '../core/run.js';
 
 /** Read-only queries behind the status page (/ui). */
 

@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { decodeCursor, type AuditStore } from '../store/journal-store.js';
+import { decodeCursor, type RunReader } from '../store/runs.js';
 import { alertOfRun, decisionsOfRun, ruleStats } from '../store/status.js';
 import type { Logger } from '../log.js';
 import type { RuleTable } from '../rules/load.js';
@@ -16,7 +16,7 @@ import { rulesPage, type ControlsSource } from './rules-page.js';
 import { readCookie, SESSION_COOKIE, Sessions } from './session.js';
 
 export interface UiDeps {
-  audit: AuditStore;
+  runs: RunReader;
   pool: Pool;
   schema: string;
   table: () => RuleTable | undefined;
@@ -108,18 +108,18 @@ export function uiRouter(deps: UiDeps): Router {
       return;
     }
     const filter = { rule: q('rule'), state };
-    const result = await deps.audit.listRuns({ ...filter, limit: 50, cursor });
+    const result = await deps.runs.listRuns({ ...filter, limit: 50, cursor });
     const names = deps.table()?.rules.map((r) => r.spec.name) ?? [];
     sendPage(res, 200, runsPage(result.runs, filter, names, result.next));
   });
   router.get('/ui/runs/:jobId', async (req, res) => {
-    const run = await deps.audit.getRun(req.params.jobId);
+    const run = await deps.runs.getRun(req.params.jobId);
     if (!run) {
       sendPage(res, 404, page('Run not found', 'runs', html`<h1>No such run</h1><p><code>${req.params.jobId}</code> is not in the audit.</p>`));
       return;
     }
     const [events, alert, decisions] = await Promise.all([
-      deps.audit.runEvents(run.job_id),
+      deps.runs.runEvents(run.job_id),
       alertOfRun(deps.pool, deps.schema, run.fingerprint),
       decisionsOfRun(deps.pool, deps.schema, run.job_id),
     ]);

@@ -1,4 +1,4 @@
-import type { RunRow } from '../store/journal-store.js';
+import type { RunRow } from '../store/runs.js';
 import type { RunAlert } from '../store/status.js';
 import { html, safeHref, type Html } from './html.js';
 import { badge, between, clip, duration, ruleRunsHref, runHref, time } from './format.js';

@@ -2,31 +2,32 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { IngestRecord } from '../store/journal-store.js';
+import { checkWebhook, type Webhook } from '../core/alert.js';
+import { incidentKey, type JobSpec } from '../core/run.js';
 import type { Logger } from '../log.js';
-import type { AlertInfo } from '../core/alert.js';
+import type { Metrics } from '../metrics.js';
+import type { Journal } from '../run/journal.js';
+import { laneOf, type Lanes } from '../run/lanes.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide } from '../rules/table.js';
-import { type JobSpec } from '../core/run.js';
-import type { Metrics } from '../metrics.js';
-import { webhookLogFields } from '../receivers/webhook-log.js';
-import { webhookSchema, type Webhook } from '../core/alert.js';
 import { claimStale, ensureGroup, finish, forgetConsumer, readDeliveries, type Delivery } from '../redis/delivery-stream.js';
 import { KEEP_FINISHED_SECONDS } from '../redis/connection.js';
+import type { IntakeDecision, IntakeDelivery } from '../store/journal-store.js';
 
-export interface IngestStageOptions {
-  /** Blocks on XREADGROUP: give this stage a connection of its own (`maxRetriesPerRequest: null`). */
+export interface IntakeOptions {
+  /** Blocks on XREADGROUP: give the intake a connection of its own (`maxRetriesPerRequest: null`). */
   blocking: Redis;
-  /** Plain commands (EXISTS, XACK/XDEL), without BullMQ's scripts. */
+  /** Plain commands (XACK/XDEL, lane counters), without BullMQ's scripts. */
   redis: Redis;
   prefix: string;
   remediations: Queue;
-  /** The audit writer's queue (src/queue/ingest-worker.ts): one job per delivery. */
-  ingest: Queue;
+  journal: Journal;
+  /** Storm detection per rule, for fairness (src/run/lanes.ts). */
+  lanes: Lanes;
   table: () => RuleTable;
   log: Logger;
   metrics?: Metrics;
-  /** This process's DRY_RUN (a delivery is a dry run when its receiver or this stage says so). */
+  /** This process's DRY_RUN (a delivery is a dry run when its receiver or this intake says so). */
   dryRun: boolean;
   /** Deliveries read at once (default 100). */
   batch?: number;
@@ -34,22 +35,20 @@ export interface IngestStageOptions {
   claimIdleMs?: number;
 }
 
-export interface IngestStage {
+export interface Intake {
   /** Resolves once the loop has stopped (the batch in hand is finished first). */
   close(): Promise<void>;
 }
 
-const AUDIT_JOB_OPTIONS = { attempts: 20, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: { age: KEEP_FINISHED_SECONDS } };
-
 /**
- * Fans accepted deliveries out into remediation jobs, off the request path: reads the delivery
- * stream in batches, decides every alert against the rules, adds the new jobs (ids hashed from the
- * firing, so HA peers, several receivers and re-reads all make one job), hands the decisions to the
- * audit writer as one job per delivery (id from the stream entry, so a re-read adds nothing), and
- * only then acknowledges the entries. A worker that dies mid-batch leaves its entries pending;
- * another takes them over after `claimIdleMs`.
+ * Takes accepted deliveries in, off the request path: reads the delivery stream in batches,
+ * decides every alert against the rules, writes the batch to the run journal (a run with its
+ * `queued` event for each new firing, every resolution, alerts and decisions: one transaction),
+ * puts the new runs' jobs on the queue, and only then acknowledges the entries. A worker that dies
+ * mid-batch leaves its entries pending; another takes them over after `claimIdleMs` and the
+ * journal recognises the deliveries it already took in.
  */
-export function startIngestStage(o: IngestStageOptions): IngestStage {
+export function startIntake(o: IntakeOptions): Intake {
   const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const count = o.batch ?? 100;
   const claimIdleMs = o.claimIdleMs ?? 10_000;
@@ -72,7 +71,7 @@ export function startIngestStage(o: IngestStageOptions): IngestStage {
 
   const handle = async (deliveries: Delivery[], gone: string[]) => {
     if (deliveries.length === 0 && gone.length === 0) return;
-    await fanOut(o, deliveries);
+    await takeIn(o, deliveries);
     await finish(o.redis, o.prefix, [...deliveries.map((d) => d.id), ...gone]);
   };
 
@@ -81,11 +80,11 @@ export function startIngestStage(o: IngestStageOptions): IngestStage {
     while (!stopping) {
       try {
         await step();
-        if (failures) o.log.info('ingest stage back', { failedBatches: failures });
+        if (failures) o.log.info('intake back', { failedBatches: failures });
         failures = 0;
       } catch (err) {
         if (stopping) break;
-        if (failures++ === 0) o.log.warn('ingest stage: batch not finished, will retry it', { error: (err as Error).message });
+        if (failures++ === 0) o.log.warn('intake: batch not finished, will retry it', { error: (err as Error).message });
         pending = true;
         // The group is gone when Redis came back empty (no persistence): make it again.
         if (/NOGROUP/.test((err as Error).message)) await ensureGroup(o.redis, o.prefix).catch(() => {});
@@ -105,109 +104,115 @@ export function startIngestStage(o: IngestStageOptions): IngestStage {
   };
 }
 
-/** Decides and enqueues one batch of deliveries; throws (nothing acknowledged) if Redis fails. */
-export async function fanOut(o: Pick<IngestStageOptions, 'redis' | 'prefix' | 'remediations' | 'ingest' | 'table' | 'log' | 'metrics' | 'dryRun'>, deliveries: Delivery[]): Promise<void> {
+/** Decides one batch, writes it to the journal and queues its jobs; throws (nothing acknowledged) on failure. */
+export async function takeIn(o: Pick<IntakeOptions, 'remediations' | 'journal' | 'lanes' | 'table' | 'log' | 'metrics' | 'dryRun'>, deliveries: Delivery[]): Promise<void> {
   const table = o.table();
-  const records: { delivery: Delivery; record: IngestRecord }[] = [];
-  const jobs = new Map<string, JobSpec>();
+  const batch: IntakeDelivery[] = [];
   for (const delivery of deliveries) {
     const hook = parseDelivery(delivery, o.log);
     if (!hook) continue;
     const ctx = { groupKey: hook.groupKey, receiver: hook.receiver, externalURL: hook.externalURL, receivedAt: delivery.receivedAt, dryRun: o.dryRun || delivery.dryRun };
-    const record: IngestRecord = { receivedAt: delivery.receivedAt, receiver: hook.receiver, groupKey: hook.groupKey, externalURL: hook.externalURL, alerts: [] };
-    for (const a of hook.alerts) {
-      const alert: AlertInfo = {
-        fingerprint: a.fingerprint, status: a.status, startsAt: a.startsAt, endsAt: a.endsAt,
-        labels: a.labels, annotations: a.annotations, generatorURL: a.generatorURL,
-      };
+    const entry: IntakeDelivery = { id: delivery.id, receivedAt: delivery.receivedAt, receiver: hook.receiver, groupKey: hook.groupKey, externalURL: hook.externalURL, alerts: [] };
+    for (const alert of hook.alerts) {
       const { decisions } = decide(table, alert, ctx);
-      record.alerts.push({
+      entry.alerts.push({
         alert,
-        decisions: decisions.map((d) => ({ decision: d.kind === 'enqueue' ? 'enqueued' : d.kind, rule: d.rule, jobId: d.jobId, reason: d.reason, job: d.job && withoutAlert(d.job) })),
+        decisions: decisions.map((d): IntakeDecision => {
+          const rule = d.rule === undefined ? undefined : table.rules.find((r) => r.spec.name === d.rule)?.spec;
+          const pd = rule?.notify.pagerduty;
+          return {
+            decision: d.kind === 'enqueue' ? 'enqueued' : d.kind,
+            rule: d.rule,
+            jobId: d.jobId,
+            reason: d.reason,
+            job: d.job,
+            incidentKey: d.job ? incidentKey(pd ? pd.dedup : 'group_key', d.job) : undefined,
+            resolves: d.kind === 'not_applicable' && alert.status === 'resolved',
+          };
+        }),
       });
-      for (const d of decisions) if (d.job && !jobs.has(d.job.jobId)) jobs.set(d.job.jobId, d.job);
     }
-    records.push({ delivery, record });
+    batch.push(entry);
   }
-  // A job id that exists is a firing already handled: by another delivery (HA peers, another
-  // receiver, Alertmanager's repeat), or earlier in this batch.
-  const existing = await jobsThatExist(o, [...jobs.keys()]);
-  const fresh = new Map<string, JobSpec>();
-  for (const { record } of records) {
-    for (const entry of record.alerts) {
-      for (const d of entry.decisions) {
-        if (!d.job) continue;
-        if (existing.has(d.job.jobId) || fresh.has(d.job.jobId)) {
-          d.decision = 'duplicate';
-          d.reason = 'this firing already has a job';
-        } else {
-          fresh.set(d.job.jobId, jobs.get(d.job.jobId)!);
-        }
-      }
-    }
-  }
-  const spec = (rule: string) => table.rules.find((r) => r.spec.name === rule)?.spec;
-  // Jobs first: the audit record must never announce a run whose job is not in Redis. BullMQ
-  // ignores an add whose id exists, so two stages racing on one firing still make one job.
-  if (fresh.size) {
+  if (batch.length === 0) return;
+  // The journal first: a run exists (and knows a resolution taken in with it) before its job can start.
+  const { jobs } = await o.journal.intake(batch);
+  if (jobs.length) {
+    const priorities = await laneOf(o.lanes, jobs, (rule) => table.rules.find((r) => r.spec.name === rule)?.spec);
+    // BullMQ ignores an add whose id exists, so two intakes racing on one firing still make one job.
     await o.remediations.addBulk(
-      [...fresh.values()].map((j) => ({
-        name: j.action,
-        data: j,
-        opts: { jobId: j.jobId, attempts: spec(j.rule)?.attempts, backoff: spec(j.rule)?.backoff, removeOnComplete: { age: KEEP_FINISHED_SECONDS }, removeOnFail: { age: KEEP_FINISHED_SECONDS } },
-      })),
+      jobs.map((j: JobSpec, i) => {
+        const spec = table.rules.find((r) => r.spec.name === j.rule)?.spec;
+        return {
+          name: j.action,
+          data: j,
+          opts: {
+            jobId: j.jobId, attempts: spec?.attempts, backoff: spec?.backoff, ...(priorities[i] ? { priority: priorities[i] } : {}),
+            removeOnComplete: { age: KEEP_FINISHED_SECONDS }, removeOnFail: { age: KEEP_FINISHED_SECONDS },
+          },
+        };
+      }),
     );
   }
-  if (records.length) {
-    await o.ingest.addBulk(records.map(({ delivery, record }) => ({ name: 'delivery', data: record, opts: { ...AUDIT_JOB_OPTIONS, jobId: `d-${delivery.id}` } })));
-  }
-  if (o.metrics) {
-    let duplicates = 0;
-    for (const { record } of records) {
-      for (const a of record.alerts) {
-        for (const d of a.decisions) {
-          o.metrics.decisions.inc({ decision: d.decision });
-          if (d.decision === 'duplicate') duplicates++;
-        }
+  let enqueued = 0;
+  let duplicates = 0;
+  for (const d of batch) {
+    let mine = 0;
+    let dup = 0;
+    for (const a of d.alerts) {
+      for (const x of a.decisions) {
+        o.metrics?.decisions.inc({ decision: x.decision });
+        if (x.decision === 'duplicate') dup++;
+        else if (x.job) mine++;
       }
     }
-    o.metrics.jobsEnqueued.inc({ queue: o.remediations.name }, fresh.size);
-    o.metrics.jobsDeduplicated.inc({ queue: o.remediations.name }, duplicates);
+    enqueued += mine;
+    duplicates += dup;
+    // One line per delivery with its decisions (job, rule, fingerprint).
+    o.log.info('delivery decided', deliveryLogFields(d, mine, dup));
   }
-  // One line per delivery with its decisions (job, rule, fingerprint), as the receiver used to log.
-  for (const { record } of records) o.log.info('delivery decided', webhookLogFields(record, record.alerts.reduce((n, a) => n + a.decisions.filter((d) => d.decision === 'enqueued').length, 0), record.alerts.reduce((n, a) => n + a.decisions.filter((d) => d.decision === 'duplicate').length, 0)));
-  o.log.debug('deliveries fanned out', { deliveries: deliveries.length, enqueued: fresh.size });
+  o.metrics?.jobsEnqueued.inc({ queue: o.remediations.name }, enqueued);
+  o.metrics?.jobsDeduplicated.inc({ queue: o.remediations.name }, duplicates);
 }
 
 /**
- * The delivery as the receiver validated it. The receiver wrote only what passed the same schema,
- * so a failure here means the schema changed between versions: said loudly, never silently dropped.
+ * The delivery as the receiver accepted it. The receiver wrote only what passed the same check,
+ * so a failure here means the check changed between versions: said loudly, never silently dropped.
  */
 function parseDelivery(d: Delivery, log: Logger): Webhook | undefined {
-  let parsed;
+  let body: unknown;
   try {
-    parsed = webhookSchema.safeParse(JSON.parse(d.body));
+    body = JSON.parse(d.body);
   } catch (err) {
     log.error('delivery in the stream is not JSON: dropped', { delivery: d.id, receivedAt: d.receivedAt, error: (err as Error).message });
     return undefined;
   }
-  if (!parsed.success) {
-    log.error('delivery in the stream no longer passes the payload schema: dropped', { delivery: d.id, receivedAt: d.receivedAt, issue: parsed.error.issues[0] });
+  const checked = checkWebhook(body);
+  if (!checked.ok) {
+    log.error('delivery in the stream no longer passes the payload check: dropped', { delivery: d.id, receivedAt: d.receivedAt, issue: checked.issues[0] });
     return undefined;
   }
-  return parsed.data;
+  return checked.webhook;
 }
 
-/** One round trip (pipelined): which of these job ids exist in the remediation queue. */
-async function jobsThatExist(o: Pick<IngestStageOptions, 'redis' | 'prefix' | 'remediations'>, ids: string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set();
-  const base = `${o.prefix}:${o.remediations.name}:`;
-  const counts = await Promise.all(ids.map((id) => o.redis.exists(base + id)));
-  return new Set(ids.filter((_, i) => counts[i] === 1));
-}
+/** At most this many runs are named in one delivery's log line (a storm has thousands of alerts). */
+const MAX_NAMED = 50;
 
-/** The audit record already holds the alert once; the job copy of it would only double the JSON. */
-function withoutAlert(job: JobSpec): Omit<JobSpec, 'alert'> {
-  const { alert: _alert, ...rest } = job;
-  return rest;
+/** The fields of the one log line per delivery: each run it created or found, and how many alerts matched no rule. */
+export function deliveryLogFields(d: IntakeDelivery, enqueued: number, duplicates: number): Record<string, unknown> {
+  const runs: { job: string; rule?: string; fingerprint: string; decision: string }[] = [];
+  let total = 0;
+  let unmatched = 0;
+  for (const { alert, decisions } of d.alerts) {
+    if (!decisions.some((x) => x.jobId)) unmatched++;
+    for (const x of decisions) {
+      if (!x.jobId) continue;
+      total++;
+      if (runs.length < MAX_NAMED) runs.push({ job: x.jobId, rule: x.rule, fingerprint: alert.fingerprint, decision: x.decision });
+    }
+  }
+  return {
+    groupKey: d.groupKey, receiver: d.receiver, alerts: d.alerts.length, enqueued, duplicates, unmatched,
+    runs, ...(total > runs.length ? { runsNotNamed: total - runs.length } : {}),
+  };
 }

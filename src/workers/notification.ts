@@ -1,83 +1,124 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { AuditStore } from '../store/journal-store.js';
-import { storableDeep } from '../core/text.js';
 import { deadline } from '../core/deadline.js';
+import { PermanentError, RateLimitedError } from '../core/errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { RunEvent } from '../notifiers/events.js';
-import { notifyBackoff } from '../notifiers/sink.js';
-import { NotifyNotYetError, NotifyPermanentError, NotifyRetryAfterError, type Notifier } from '../notifiers/types.js';
-import { QUEUES } from '../redis/connection.js';
+import { NOTIFY_QUEUE, startDrain, type DrainJob } from '../notifiers/follower.js';
+import type { Notifier, SyncContext } from '../notifiers/types.js';
 import { isRedisConnectionError } from '../redis/health.js';
+import type { Outbox } from '../redis/outbox.js';
+import type { Pacer } from '../redis/pacer.js';
+import type { NotifyState } from '../store/notify-state.js';
 
-/** One delivery (all its requests, and the waits between them) is aborted after this. */
-const DELIVERY_TIMEOUT_MS = 60_000;
+/** One sync (every call it makes, and the waits for the pacer between them) is cut after this. */
+const SYNC_TIMEOUT_MS = 60_000;
+/** A drain hands over to a new job after this long, so one busy destination does not keep a slot forever. */
+const DRAIN_SLICE_MS = 30_000;
+/** Waits shorter than this are slept in the drain; longer ones end it with a delayed job. */
+const SHORT_WAIT_MS = 2000;
+/** Retry of one item after a transient failure: 2 s doubling up to 10 min (about 6 h of tries in all). */
+const retryDelay = (tries: number) => Math.min(2000 * 2 ** Math.max(0, tries - 1), 600_000);
+const MAX_TRIES = 40;
 
 /**
- * Runs one notifier's queue. Permanent failures are recorded and not retried; rate limits and
- * ordering waits are re-delayed without using an attempt; everything else retries with backoff.
- * Every outcome is an audit row in `notifications`.
+ * Drains notification destinations: takes the next due item of a destination from the outbox
+ * (urgent ones first), has its notifier bring it up to date, paced per destination. A 429 pauses
+ * the whole destination for its Retry-After and puts the item back (never counted as a failure);
+ * a permanent error gives up on the item (recorded); anything else retries the item with backoff
+ * while the others go on. One drain per destination at a time (the outbox's flag).
  */
-export function startNotificationWorker(opts: {
-  notifier: Notifier;
+export function startNotificationWorker(o: {
+  notifiers: Notifier[];
   connection: Redis;
+  /** Non-blocking commands: the outbox, the pacer, retry counters. */
+  redis: Redis;
   prefix: string;
-  audit: AuditStore;
+  queue: Queue;
+  outbox: Outbox;
+  pacer: Pacer;
+  state: NotifyState;
   log: Logger;
   concurrency?: number;
-  /** Delay before retry n (tests shorten it); default: 5 s doubling up to 10 min. */
-  backoff?: (attemptsMade: number) => number;
-  /** Counts deliveries and failures, for /metrics. */
   metrics?: Metrics;
+  /** Aborted at shutdown: drains hand their destination to another job and stop. */
+  shutdown?: AbortSignal;
+  /** Retry delay of an item after n failed tries (tests shorten it). */
+  retryDelay?: (tries: number) => number;
 }): Worker {
-  const { notifier, audit } = opts;
-  const log = opts.log.child({ notifier: notifier.name });
-  const worker = new Worker(
-    QUEUES.notify(notifier.name),
-    async (job: Job<RunEvent>, token?: string) => {
-      // Every notifier gets sendable text: a lone surrogate would make Slack's form encoding (and any
-      // encodeURIComponent in a link) throw "URI malformed" on every retry (src/core/text.ts).
-      const event = storableDeep(job.data);
-      const attempt = job.attemptsMade + 1;
-      const base = { jobId: event.jobId, notifier: notifier.name, eventType: event.type, seq: event.seq, attempt };
-      const delivery = deadline('delivery timeout', DELIVERY_TIMEOUT_MS);
-      try {
-        const detail = (await notifier.deliver(event, { attempt, log, signal: delivery.signal })) ?? undefined;
-        await audit.recordNotification({ ...base, state: 'sent', detail });
-        opts.metrics?.notificationsSent.inc({ notifier: notifier.name });
-      } catch (err) {
-        if (err instanceof NotifyRetryAfterError || err instanceof NotifyNotYetError) {
-          if (err instanceof NotifyRetryAfterError) {
-            await audit.recordNotification({ ...base, state: 'retrying', error: err.message, detail: { retryAfterMs: err.retryAfterMs } });
-          }
-          await job.moveToDelayed(Date.now() + err.retryAfterMs, token);
-          throw new DelayedError();
-        }
-        const final = err instanceof NotifyPermanentError || attempt >= (job.opts.attempts ?? 1);
-        const message = (err as Error).message;
-        opts.metrics?.notificationsFailed.inc({ notifier: notifier.name, final: String(final) });
-        await audit.recordNotification({
-          ...base,
-          state: final ? 'failed' : 'retrying',
-          error: message,
-          detail: err instanceof NotifyPermanentError ? err.detail : undefined,
-        });
-        log[final ? 'error' : 'warn'](final ? 'notification failed' : 'notification will be retried', { job: event.jobId, event: event.type, error: message });
-        if (err instanceof NotifyPermanentError) throw new UnrecoverableError(message);
-        throw err;
-      } finally {
-        delivery.dispose();
+  const byName = new Map(o.notifiers.map((n) => [n.name, n]));
+  const tries = (d: string) => `${o.prefix}:outbox:${d}:tries`;
+  const delay = o.retryDelay ?? retryDelay;
+
+  const drain = async (job: Job<DrainJob>) => {
+    const { destination } = job.data;
+    const n = byName.get(job.data.notifier);
+    if (!n) {
+      o.log.warn('drain job for a notifier that is not configured here', { notifier: job.data.notifier, destination });
+      return;
+    }
+    const log = o.log.child({ notifier: n.name, destination });
+    const sliceEnds = Date.now() + DRAIN_SLICE_MS;
+    for (;;) {
+      if (o.shutdown?.aborted || Date.now() > sliceEnds) {
+        // Hand over: the destination's flag stays set, so this round's successor must exist.
+        await startDrain(o.queue, job.data, await o.outbox.nextRound(), o.shutdown?.aborted ? 1000 : 0);
+        return;
       }
-    },
-    {
-      connection: opts.connection,
-      prefix: opts.prefix,
-      concurrency: opts.concurrency ?? 4,
-      settings: { backoffStrategy: (attemptsMade: number) => (opts.backoff ?? notifyBackoff)(attemptsMade) },
-    },
-  );
+      const taken = await o.outbox.take(destination, SYNC_TIMEOUT_MS * 2);
+      if ('empty' in taken) return;
+      if ('waitMs' in taken) {
+        if (taken.waitMs <= SHORT_WAIT_MS) {
+          await sleep(taken.waitMs);
+          continue;
+        }
+        await startDrain(o.queue, job.data, await o.outbox.nextRound(), taken.waitMs);
+        return;
+      }
+      const { item, urgent } = taken;
+      const d = deadline('notification sync timeout', SYNC_TIMEOUT_MS, [o.shutdown]);
+      const ctx: SyncContext = {
+        log, signal: d.signal,
+        paced: () => o.pacer.wait(destination, n.pace, d.signal),
+        mark: async (other, isUrgent, dueMs) => void (await o.outbox.mark(destination, [{ item: other, urgent: isUrgent, dueMs }])),
+      };
+      try {
+        const sent = await n.sync(destination, item, ctx);
+        await o.outbox.done(destination, item);
+        await o.redis.hdel(tries(destination), item);
+        if (sent && Object.keys(sent).length) o.metrics?.notificationsSent.inc({ notifier: n.name });
+      } catch (err) {
+        if (err instanceof RateLimitedError) {
+          // The destination said when: everyone waits, and the item keeps its place.
+          await o.pacer.pause(destination, Date.now() + err.retryAfterMs);
+          await o.outbox.later(destination, item, urgent, Date.now());
+          log.warn('rate limited: destination paused', { item, retryAfterMs: err.retryAfterMs });
+          continue;
+        }
+        const message = (err as Error).message;
+        const t = await o.redis.hincrby(tries(destination), item, 1);
+        const final = err instanceof PermanentError || t >= MAX_TRIES;
+        o.metrics?.notificationsFailed.inc({ notifier: n.name, final: String(final) });
+        if (final) {
+          await o.outbox.done(destination, item);
+          await o.redis.hdel(tries(destination), item);
+          const jobId = item.split(':').at(-1)!;
+          await o.state.recorded({ jobId, notifier: n.name, eventType: item.split(':')[0]!, state: 'failed', attempt: t, error: message, detail: err instanceof PermanentError ? err.details : undefined })
+            .catch((e: Error) => log.warn('could not record the failed notification', { error: e.message }));
+          log.error('notification failed', { item, error: message, tries: t });
+        } else {
+          await o.outbox.later(destination, item, urgent, Date.now() + delay(t));
+          if (t === 1) log.warn('notification will be retried', { item, error: message });
+        }
+      } finally {
+        d.dispose();
+      }
+    }
+  };
+
+  const worker = new Worker(NOTIFY_QUEUE, drain, { connection: o.connection, prefix: o.prefix, concurrency: o.concurrency ?? 16, lockDuration: 60_000 });
   // Lost Redis is logged once by the connections' RedisHealth; anything else is a worker problem.
-  worker.on('error', (err) => isRedisConnectionError(err) || log.error('notification worker error', { error: err }));
+  worker.on('error', (err) => isRedisConnectionError(err) || o.log.error('notification worker error', { error: err }));
   return worker;
 }

@@ -1,14 +1,10 @@
-import { isRedisConnectionError } from '../redis/health.js';
 import { Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { SafetyAudit } from '../store/safety-audit.js';
 import { formatDuration } from '../core/duration.js';
 import type { Logger } from '../log.js';
-import type { EventSink, RunEvent } from '../notifiers/events.js';
-import { publishSafely } from '../notifiers/sink.js';
+import { isRedisConnectionError } from '../redis/health.js';
 import type { RuleTable } from '../rules/load.js';
-import { judgeEffective, judgeIneffective, streakText } from '../run/verdict.js';
-import type { SafetyStore } from '../redis/safety-state.js';
+import { judgeFix, type VerdictDeps } from '../run/verdict.js';
 
 export const VERIFY_QUEUE = 'verify';
 
@@ -27,37 +23,26 @@ export async function scheduleVerify(queue: Queue, v: VerifyJob): Promise<void> 
 
 /**
  * At the end of a successful run's verify_window: when nothing judged the fix yet (a new firing
- * within the window does, in the worker's gates), it held if its alert resolved within the window,
- * and was ineffective otherwise. Said in the run's Slack thread; a quarantine pages.
+ * within the window does, in the loop gate), it held if its alert resolved within the window, and
+ * was ineffective otherwise (src/run/verdict.ts).
  */
-export function startVerifyWorker(o: { connection: Redis; prefix: string; store: SafetyStore; audit: SafetyAudit; sink: EventSink; table: () => RuleTable; log: Logger }): Worker {
+export function startVerifyWorker(o: { connection: Redis; prefix: string; deps: VerdictDeps; table: () => RuleTable; log: Logger }): Worker {
   const worker = new Worker(
     VERIFY_QUEUE,
     async (job: Job<VerifyJob>) => {
       const v = job.data;
-      const run = await o.audit.runWithAlert(v.runId);
-      if (!run || run.state !== 'succeeded' || !run.finished_at) return;
+      const run = await o.deps.journal.load(v.runId);
+      if (!run || run.state !== 'succeeded' || !run.finished_at || run.fix_verdict) return;
       const end = run.finished_at.getTime() + v.windowMs;
       const window = formatDuration(v.windowMs);
+      const fix = { runId: v.runId, rule: v.rule, target: v.target };
+      const quarantineAfter = o.table().rules.find((r) => r.spec.name === v.rule)?.spec.quarantine_after ?? 0;
+      const now = new Date();
       if (run.alert_resolved_at && run.alert_resolved_at.getTime() <= end) {
-        await judgeEffective({ store: o.store, audit: o.audit }, { ...v, why: `the alert resolved within verify_window ${window} and did not fire again` });
-        return;
+        await judgeFix(o.deps, fix, { verdict: 'effective', why: `the alert resolved within verify_window ${window} and did not fire again`, quarantineAfter, now });
+      } else {
+        await judgeFix(o.deps, fix, { verdict: 'ineffective', why: `its alert did not resolve within verify_window ${window}`, quarantineAfter, now });
       }
-      const rule = o.table().rules.find((r) => r.spec.name === v.rule);
-      const quarantineAfter = rule?.spec.quarantine_after ?? 0;
-      const why = `its alert did not resolve within verify_window ${window}`;
-      const judged = await judgeIneffective({ store: o.store, audit: o.audit }, { ...v, why, quarantineAfter, now: new Date() });
-      if (!judged) return;
-      const q = judged.quarantine;
-      const message = `Fix ineffective: ${why}. ${streakText(judged.streak.length, quarantineAfter)}.` +
-        (q ? ` Rule ${v.rule} is now quarantined on ${v.target || 'its target'}: no automatic runs there until a person lifts it.` : '');
-      const event: RunEvent = {
-        type: 'step', jobId: run.job_id, rule: run.rule, action: run.action, target: run.target ?? undefined, alert: run.alert, groupKey: run.group_key ?? '',
-        receiver: '', externalURL: '', dryRun: run.dry_run, message, notify: rule?.spec.notify ?? {}, at: new Date().toISOString(),
-        details: { streak: judged.streak.length }, ...(q ? { page: 'rule quarantined: its fixes do not hold' } : {}),
-      };
-      await o.audit.addRunEvent(run.job_id, 'step', message, event.details);
-      await publishSafely(o.sink, event, o.log);
     },
     { connection: o.connection, prefix: o.prefix, concurrency: 2 },
   );

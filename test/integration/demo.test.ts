@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { SafetyStore } from '../../src/redis/safety-state.js';
+import { SafetyState } from '../../src/redis/safety-state.js';
 import { DATABASE_URL } from '../helpers/pg.js';
 import { freePort } from '../helpers/process.js';
 import { dropPrefix, REDIS_URL } from '../helpers/service.js';
@@ -88,11 +88,11 @@ test('npm run demo after a quarantine of its rule (an earlier version of it left
   const env = { DATABASE_URL, REDIS_URL, DATABASE_SCHEMA: `demo_${id}`, QUEUE_PREFIX: `demo-${id}` };
   const redis = new Redis(REDIS_URL);
   try {
-    await new SafetyStore(redis, env.QUEUE_PREFIX).quarantine({ rule: 'demo-breaker-open', target: 'demo-breaker', at: new Date().toISOString(), runs: ['a', 'b', 'c'], reason: '3 ineffective fixes in a row' });
+    await new SafetyState(redis, env.QUEUE_PREFIX).quarantine({ rule: 'demo-breaker-open', target: 'demo-breaker', at: new Date().toISOString(), runs: ['a', 'b', 'c'], reason: '3 ineffective fixes in a row' });
     const r = await demo(env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^ {3}\(lifted the quarantine an earlier demo left on demo-breaker-open@demo-breaker: /m);
-    assert.equal(await new SafetyStore(redis, env.QUEUE_PREFIX).quarantined('demo-breaker-open', 'demo-breaker'), undefined);
+    assert.equal(await new SafetyState(redis, env.QUEUE_PREFIX).quarantined('demo-breaker-open', 'demo-breaker'), undefined);
   } finally {
     redis.disconnect();
     const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });

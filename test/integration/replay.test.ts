@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { runCli } from '../../src/cli.js';
-import { SafetyStore } from '../../src/redis/safety-state.js';
+import { SafetyState } from '../../src/redis/safety-state.js';
 import { FakeBreaker } from '../fakes/breaker.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { firingWebhook, postWebhook } from '../helpers/webhook.js';
@@ -59,7 +59,7 @@ test('replay --since: the new budget would have skipped the 2nd and 3rd runs; a 
 
   const redis = new Redis(svc.config.REDIS_URL);
   try {
-    await new SafetyStore(redis, svc.config.QUEUE_PREFIX).pause({ scope: 'target:svc', by: 'test', reason: 'maintenance', at: new Date().toISOString() });
+    await new SafetyState(redis, svc.config.QUEUE_PREFIX).pause({ scope: 'target:svc', by: 'test', reason: 'maintenance', at: new Date().toISOString() });
     const p = await cli(['rules', 'replay', '--since', '1h', '--dir', svc.rulesDir, '--json']);
     const report = JSON.parse(p.out.join('\n')) as { differ: number; report: { after: string[] }[] };
     assert.equal(report.differ, 3);
@@ -73,7 +73,7 @@ test('replay --since: the new budget would have skipped the 2nd and 3rd runs; a 
     assert.ok(t.out.includes('    HELD: would be skipped (paused: target:svc by test: maintenance)'), t.out.join('\n'));
     assert.ok(t.out.includes('    budget: rule reset: 1 runs per 1h'), t.out.join('\n'));
   } finally {
-    await new SafetyStore(redis, svc.config.QUEUE_PREFIX).resume('target:svc');
+    await new SafetyState(redis, svc.config.QUEUE_PREFIX).resume('target:svc');
     redis.disconnect();
   }
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { runCli } from '../../src/cli.js';
-import { SafetyStore } from '../../src/redis/safety-state.js';
+import { SafetyState } from '../../src/redis/safety-state.js';
 import { FakeBreaker } from '../fakes/breaker.js';
 import { FakePagerDuty } from '../fakes/pagerduty.js';
 import { startRemediator, type Child } from '../helpers/process.js';
@@ -279,8 +279,8 @@ test('budget slots are taken atomically: two connections racing for the last slo
   const a = new Redis(REDIS_URL);
   const b = new Redis(REDIS_URL);
   try {
-    const sa = new SafetyStore(a, prefix);
-    const sb = new SafetyStore(b, prefix);
+    const sa = new SafetyState(a, prefix);
+    const sb = new SafetyState(b, prefix);
     for (let i = 0; i < 50; i++) {
       const budget = [{ key: `r${i}`, runs: 1, perMs: 60_000 }];
       const [x, y] = await Promise.all([sa.takeBudget(budget, `job-a-${i}`, new Date()), sb.takeBudget(budget, `job-b-${i}`, new Date())]);

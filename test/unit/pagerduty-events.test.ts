@@ -13,7 +13,7 @@ import {
   retryAfterMs,
   truncate,
   type PagerDutyPolicy,
-} from '../../src/notifiers/pagerduty-events.js';
+} from '../../src/notifiers/pagerduty/events.js';
 import { alert } from '../helpers/context.js';
 
 /** The groupKey of the reference payloads, and its sha256 computed outside this code (`printf %s ... | sha256sum`). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RunState } from '../../src/store/journal-store.js';
 import type { RunEvent } from '../../src/notifiers/events.js';
-import { alertmanagerUrl, formatDetails, importantLabels, renderReply, renderRoot, stateLabel, type RootView, type SlackBlock } from '../../src/notifiers/slack-format.js';
+import { alertmanagerUrl, formatDetails, importantLabels, renderReply, renderRoot, stateLabel, type RootView, type SlackBlock } from '../../src/notifiers/slack/format.js';
 import type { AlertInfo } from '../../src/core/alert.js';
 
 // The two alerts of a real Alertmanager 0.25 payload (test/fixtures/alertmanager/01-firing-2alerts.json).

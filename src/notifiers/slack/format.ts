@@ -8,10 +8,9 @@
  * Limits: https://docs.slack.dev/reference/block-kit/blocks (header 150, section text 3000,
  * field 2000, context 10 elements).
  */
-import { truncate } from '../core/text.js';
-import type { RunState } from '../store/journal-store.js';
-import type { AlertInfo } from '../core/alert.js';
-import type { RunEvent } from './events.js';
+import { truncate } from '../../core/text.js';
+import type { AlertInfo } from '../../core/alert.js';
+import type { RunEventType, RunState } from '../../core/run.js';
 
 /** A Block Kit block, structurally (the SDK's KnownBlock lives in @slack/types, not a direct dependency). */
 export interface SlackBlock {
@@ -176,9 +175,22 @@ export function renderRoot(v: RootView): SlackBody {
   return { text, blocks };
 }
 
-/** A thread reply for one event, or undefined when the root alone tells it (queued, running). */
-export function renderReply(e: RunEvent, o: { late?: boolean; interactive?: boolean } = {}): (SlackBody & { broadcast: boolean }) | undefined {
-  const alertname = e.alert.labels.alertname ?? 'alert';
+/** One event of a run as a thread reply shows it. */
+export interface ReplyEvent {
+  type: RunEventType;
+  message: string;
+  attempt?: number | null;
+  reason?: string | null;
+  details?: Record<string, unknown> | null;
+  rule: string;
+  target?: string | null;
+  dryRun: boolean;
+  alertname?: string | null;
+}
+
+/** The words of one event in a thread, or undefined when the root alone tells it (queued, running, notified). */
+export function replyLine(e: ReplyEvent): { head: string; notes: string[]; broadcast: boolean } | undefined {
+  const alertname = e.alertname ?? 'alert';
   const where = e.target ? ` on ${e.target}` : '';
   const attempt = e.attempt ? `Attempt ${e.attempt}: ` : '';
   let head: string;
@@ -186,6 +198,8 @@ export function renderReply(e: RunEvent, o: { late?: boolean; interactive?: bool
   switch (e.type) {
     case 'queued':
     case 'running':
+    // A notify-only run: the root says it all (a reply would say it twice in the channel).
+    case 'notified':
       return undefined;
     case 'step':
       head = `:small_blue_diamond: ${attempt}${e.message}`;
@@ -206,28 +220,87 @@ export function renderReply(e: RunEvent, o: { late?: boolean; interactive?: bool
     case 'dry_run':
       head = `:test_tube: *Dry run*, nothing was changed: ${e.message}`;
       break;
-    case 'notified':
-      head = `:rotating_light: *No automatic fix for ${alertname}${where}: escalated.* ${e.message}`;
-      broadcast = true;
-      break;
     case 'alert_resolved':
       head = ':large_green_circle: Alert resolved in Alertmanager.';
+      break;
+    case 'approval_requested':
+      head = `:raising_hand: ${e.message}`;
+      broadcast = true; // a person must see it
+      break;
+    case 'approved':
+      head = `:white_check_mark: ${e.message}`;
+      break;
+    case 'rejected':
+    case 'expired':
+      head = `:no_entry: ${e.message}`;
+      break;
+    case 'note':
+      head = `:speech_balloon: ${e.message}`;
+      break;
+    case 'effective':
+      head = `:white_check_mark: ${e.message}`;
+      break;
+    case 'ineffective':
+      head = `:warning: ${e.message}`;
       break;
   }
   const notes: string[] = [];
   if (e.reason && (e.type === 'failed' || e.type === 'retrying')) notes.push(`reason: \`${esc(e.reason)}\``);
   if (e.dryRun && e.type !== 'dry_run') notes.push(':test_tube: dry run');
-  const details = formatDetails(e.details);
+  const { page: _page, decision: _decision, approval_request: _req, to: _to, ...shown } = e.details ?? {};
+  const details = formatDetails(shown);
   if (details) notes.push(details);
-  if (o.late) notes.push(':hourglass: delivered late: an earlier message of this thread was delayed');
-  const blocks: SlackBlock[] = [{ type: 'section', text: { type: 'mrkdwn', text: clip(esc(head), 3000) } }];
-  if (notes.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: clip(notes.join('\n'), 3000) }] });
-  const approvalFor = typeof e.details?.approval_request === 'string' ? e.details.approval_request : undefined;
-  if (approvalFor && o.interactive) {
-    blocks.push(approvalButtons(approvalFor));
-    broadcast = true; // a person must see it
+  return { head, notes, broadcast };
+}
+
+/** Most events told in one thread message: a run whose events came while it waited is told in one post. */
+export const MAX_EVENTS_PER_REPLY = 10;
+
+/**
+ * The thread messages for a run's events not told yet: consecutive events share one message (at
+ * most MAX_EVENTS_PER_REPLY), an approval request goes alone with its buttons. Each message says
+ * which event it tells up to (`through`), so the thread records its progress message by message.
+ */
+export function renderReplies<E extends ReplyEvent & { id: string }>(events: E[], o: { interactive?: boolean; jobId?: string } = {}): (SlackBody & { broadcast: boolean; through: string })[] {
+  const out: (SlackBody & { broadcast: boolean; through: string })[] = [];
+  let group: { head: string; notes: string[]; broadcast: boolean }[] = [];
+  let through = '';
+  const flush = () => {
+    if (group.length === 0) return;
+    const blocks: SlackBlock[] = [];
+    for (const g of group) {
+      blocks.push({ type: 'section', text: { type: 'mrkdwn', text: clip(esc(g.head), 3000) } });
+      if (g.notes.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: clip(g.notes.join('\n'), 3000) }] });
+    }
+    const first = group.find((g) => g.broadcast) ?? group[group.length - 1]!;
+    const more = group.length > 1 ? ` (+${group.length - 1} more in the thread)` : '';
+    out.push({ text: clip(esc(first.head) + more, 3000), blocks, broadcast: group.some((g) => g.broadcast), through });
+    group = [];
+  };
+  for (const e of events) {
+    const line = replyLine(e);
+    if (!line) {
+      through = e.id; // told by the root: counts as told with the messages around it
+      continue;
+    }
+    const approvalFor = e.type === 'approval_requested' && typeof e.details?.approval_request === 'string' ? e.details.approval_request : undefined;
+    if (approvalFor) {
+      flush();
+      const blocks: SlackBlock[] = [{ type: 'section', text: { type: 'mrkdwn', text: clip(esc(line.head), 3000) } }];
+      if (o.interactive) blocks.push(approvalButtons(approvalFor));
+      through = e.id;
+      out.push({ text: clip(esc(line.head), 3000), blocks, broadcast: true, through });
+      continue;
+    }
+    group.push(line);
+    through = e.id;
+    if (group.length >= MAX_EVENTS_PER_REPLY) flush();
   }
-  return { text: clip(esc(head), 3000), blocks, broadcast };
+  flush();
+  // Events after the last message that need none count as told with it.
+  const last = events.at(-1);
+  if (last && out.length) out[out.length - 1]!.through = last.id;
+  return out;
 }
 
 /** `key: value` lines for a step's details (pids, rollout progress, numbers, breaker states). */
