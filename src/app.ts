@@ -15,7 +15,8 @@ import type { Operator } from './run/operator.js';
 import { slackInteractionsRouter, type SlackInteractionDeps } from './receivers/slack-interactions.js';
 import { streamKey } from './redis/delivery-stream.js';
 import { uiRouter } from './ui/router.js';
-import type { ControlsSource } from './ui/rules-page.js';
+import type { InForceSource } from './ui/in-force.js';
+import type { ReloadStatus } from './rules/reload-status.js';
 
 export interface AppDeps extends AlertmanagerReceiverDeps {
   runs: RunReader;
@@ -27,6 +28,10 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   /** Redis persistence as last checked, for /metrics. */
   persistence?: () => Persistence | undefined;
   adminToken?: string;
+  /** Read-only access to /ui and GET /api. */
+  viewerToken?: string;
+  /** The last rules reload: /readyz and the status page say when it was refused. */
+  reloads?: ReloadStatus;
   log: Logger;
   /** Pauses, quarantines, approvals, human acknowledgments: what people do (src/run/operator.ts). */
   operator: Operator;
@@ -34,8 +39,8 @@ export interface AppDeps extends AlertmanagerReceiverDeps {
   slackSigningSecret?: string;
   /** Slack Web API client: approval messages are updated after a decision; approver user groups are read. */
   slack?: SlackInteractionDeps['slack'];
-  /** Status page: the cookie's Secure flag, and the pauses/quarantines hook (issue 8). */
-  ui?: { secureCookie?: boolean; controls?: ControlsSource };
+  /** Status page: the cookie's Secure flag, and what its banners show (pauses, quarantines, holds, approvals). */
+  ui?: { secureCookie?: boolean; inForce?: InForceSource };
 }
 
 /** Builds the HTTP app; never listens, so tests mount it on port 0. */
@@ -48,7 +53,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps));
   app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts(), deliveries: streamKey(deps.prefix) } }));
   app.use(adminRouter(deps));
-  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken }));
+  app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken, viewerToken: deps.viewerToken }));
   app.use(pagerDutyWebhookRouter(deps));
   app.use(slackInteractionsRouter(deps));
   app.use(uiRouter({ ...deps, ...deps.ui }));

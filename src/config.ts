@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { formatDuration, parseDuration } from './rules/duration.js';
+import { formatDuration, parseDuration } from './core/duration.js';
 
 /** The usual spellings, in any case: true/false, yes/no, on/off, 1/0 (`DRY_RUN=TRUE` is true). */
 const TRUE = ['true', 'yes', 'on', '1'];
@@ -52,6 +52,8 @@ const envSchema = z.object({
   WEBHOOK_TOKEN: z.string().min(1).optional(),
   WEBHOOK_BASIC_AUTH: z.string().regex(/^[^:]+:.+$/, 'must be user:password').optional(),
   ADMIN_TOKEN: z.string().min(1).optional(),
+  /** Read-only access: the status page and GET /api (ADMIN_TOKEN also pauses, resumes, lifts, approves). */
+  VIEWER_TOKEN: z.string().min(1).optional(),
   DRY_RUN: bool.default('false'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
@@ -65,6 +67,8 @@ const envSchema = z.object({
   SLACK_BOT_TOKEN: z.string().min(1).optional(),
   SLACK_API_URL: z.string().url().default('https://slack.com/api/'),
   SLACK_CHANNEL: z.string().min(1).optional(),
+  /** A rule that queues more runs than this in one minute has its runs summarized in one message per channel (0: never). */
+  SLACK_DIGEST_AFTER: z.coerce.number().int().min(0).default(5),
   PAGERDUTY_ROUTING_KEY: z.string().min(1).optional(),
   PAGERDUTY_EVENTS_URL: z.string().url().default('https://events.pagerduty.com'),
   PAGERDUTY_API_TOKEN: z.string().min(1).optional(),
@@ -92,7 +96,7 @@ const envSchema = z.object({
 
 export type Config = z.output<typeof envSchema>;
 
-const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'SLACK_SIGNING_SECRET', 'PAGERDUTY_WEBHOOK_SECRET', 'DATABASE_URL', 'REDIS_URL', 'ALERTMANAGER_URL']);
+const secret = new Set(['WEBHOOK_TOKEN', 'WEBHOOK_BASIC_AUTH', 'ADMIN_TOKEN', 'VIEWER_TOKEN', 'SLACK_BOT_TOKEN', 'PAGERDUTY_ROUTING_KEY', 'PAGERDUTY_API_TOKEN', 'SLACK_SIGNING_SECRET', 'PAGERDUTY_WEBHOOK_SECRET', 'DATABASE_URL', 'REDIS_URL', 'ALERTMANAGER_URL']);
 
 export class ConfigError extends Error {}
 
@@ -114,6 +118,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Node refuses a headers timeout longer than the whole-request timeout.
   if (res.data.HTTP_HEADERS_TIMEOUT_MS > res.data.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError(`invalid environment:\n  HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS (got ${res.data.HTTP_HEADERS_TIMEOUT_MS} > ${res.data.HTTP_REQUEST_TIMEOUT_MS})`);
+  }
+  // One token for two roles would make every viewer an operator.
+  if (res.data.VIEWER_TOKEN !== undefined && res.data.VIEWER_TOKEN === res.data.ADMIN_TOKEN) {
+    throw new ConfigError('invalid environment:\n  VIEWER_TOKEN: must differ from ADMIN_TOKEN (a viewer would be an operator)');
   }
   // In a cluster, BullMQ's scripts need all keys of a queue in one slot: a {hash tag} in the prefix.
   if (res.data.REDIS_CLUSTER_NODES && !/\{[^{}]+\}/.test(res.data.QUEUE_PREFIX)) {

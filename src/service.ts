@@ -42,7 +42,8 @@ import { NotifyState } from './store/notify-state.js';
 import { releaseCooledNumbers, seedNumberPools } from './store/numbers.js';
 import { RunReader } from './store/runs.js';
 import { SafetyAudit } from './store/safety-audit.js';
-import type { ControlEntry } from './ui/rules-page.js';
+import { safetyInForce } from './ui/in-force.js';
+import { ReloadStatus } from './rules/reload-status.js';
 import { startIntake } from './workers/intake.js';
 import { startNotificationWorker } from './workers/notification.js';
 import { startRemediationWorker } from './workers/remediation.js';
@@ -100,16 +101,17 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
   const { log } = opts;
   const registry = opts.registry ?? buildRegistry();
   let table = await loadRules(config.RULES_DIR, registry);
+  const reloads = new ReloadStatus();
   const core = await connect(config, opts, registry, () => table);
   const receiver = config.REMEDIATOR_ROLE !== 'worker';
   const workers = config.REMEDIATOR_ROLE !== 'receiver';
   if (workers) await startWorkers(core);
   let url: string | undefined;
-  if (receiver) url = await startReceiver(core);
+  if (receiver) url = await startReceiver(core, reloads);
   // A worker-only process has no webhook port: its metrics, /healthz and /readyz get a small one.
   let metricsUrl = url;
   if (!receiver) {
-    const server = await listen(metricsApp({ metrics: core.metrics, persistence: core.persistence.current, health: { redis: core.plain, pool: core.pool, table: core.table } }), {
+    const server = await listen(metricsApp({ metrics: core.metrics, persistence: core.persistence.current, health: { redis: core.plain, pool: core.pool, table: core.table, reloads } }), {
       port: config.METRICS_PORT, host: config.HOST, headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     });
     metricsUrl = httpUrl(server);
@@ -125,6 +127,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
         const next = await loadRules(config.RULES_DIR, registry);
         table = next;
         core.metrics.rulesLoaded(true, true);
+        reloads.succeeded(reason);
         log.info('rules reloaded', { reason, rules: next.rules.length, targets: next.targets.size });
         if (workers) warnMissingSecrets(next, opts.env, log);
         // New seed numbers in number-pool targets (insert-if-missing; never overwrites a state).
@@ -137,6 +140,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
       } catch (err) {
         core.metrics.rulesLoaded(false, true);
         const problems = err instanceof RuleLoadError ? err.problems : [(err as Error).message];
+        reloads.refused(reason, problems);
         log.error('rules reload refused, keeping the previous rules', { reason, problems });
         return false;
       }
@@ -277,7 +281,7 @@ async function startWorkers(c: Core): Promise<void> {
 }
 
 /** The HTTP side: webhooks, the admin API, Slack and PagerDuty callbacks, the status page; and reconciliation. */
-async function startReceiver(c: Core): Promise<string> {
+async function startReceiver(c: Core, reloads: ReloadStatus): Promise<string> {
   const { config, log } = c;
   const prefix = config.QUEUE_PREFIX;
   sayIfAdminOff(config, log);
@@ -301,9 +305,9 @@ async function startReceiver(c: Core): Promise<string> {
     },
   };
   const app = createApp({
-    ...webhook, runs: c.runs, pool: c.pool, adminToken: config.ADMIN_TOKEN,
+    ...webhook, runs: c.runs, pool: c.pool, adminToken: config.ADMIN_TOKEN, viewerToken: config.VIEWER_TOKEN, reloads,
     schema: config.DATABASE_SCHEMA, metrics: c.metrics, queues: () => metricQueues, persistence: c.persistence.current,
-    ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:'), controls: () => controlsOf(state) },
+    ui: { secureCookie: config.PUBLIC_URL?.startsWith('https:'), inForce: safetyInForce({ store: state, approvals: operator.approvals }) },
     operator,
     slack: config.SLACK_BOT_TOKEN ? createSlackClient({ token: config.SLACK_BOT_TOKEN, apiUrl: config.SLACK_API_URL, log }) : undefined,
     pagerDutyWebhookSecret: config.PAGERDUTY_WEBHOOK_SECRET, slackSigningSecret: config.SLACK_SIGNING_SECRET,
@@ -376,12 +380,3 @@ function warnMissingSecrets(table: RuleTable, env: NodeJS.ProcessEnv, log: Logge
   }
 }
 
-/** Pauses and quarantines as the status page lists them (src/ui/rules-page.ts). */
-async function controlsOf(store: SafetyState): Promise<ControlEntry[]> {
-  const now = new Date();
-  const [pauses, quarantines] = await Promise.all([store.pauses(now), store.quarantines()]);
-  return [
-    ...pauses.map((p): ControlEntry => ({ kind: 'pause', scope: p.scope, reason: p.reason, by: p.by, since: new Date(p.at), until: p.until ? new Date(p.until) : undefined })),
-    ...quarantines.map((q): ControlEntry => ({ kind: 'quarantine', scope: `rule ${q.rule} on ${q.target}`, reason: q.reason, since: new Date(q.at) })),
-  ];
-}

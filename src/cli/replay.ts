@@ -5,7 +5,7 @@ import { ident } from '../store/migrate.js';
 import type { Config } from '../config.js';
 import { webhookSchema } from '../core/alert.js';
 import type { AlertInfo } from '../core/alert.js';
-import { parseDuration } from '../rules/duration.js';
+import { parseDuration } from '../core/duration.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide } from '../rules/table.js';
 import { budgetsFor } from '../run/gates/budget.js';

@@ -1,6 +1,6 @@
 import { heldBy } from './replay.js';
 import { budgetsFor } from '../run/gates/budget.js';
-import { formatDuration } from '../rules/duration.js';
+import { formatDuration } from '../core/duration.js';
 import { readFile } from 'node:fs/promises';
 import type { Registry } from '../remediations/registry.js';
 import type { AlertInfo } from '../core/alert.js';

@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { postgresError, redisError } from '../core/dependencies.js';
 import { silentLogger } from '../log.js';
 import { decideApproval, lift, OperatorInputError, pause, resume, status, statusLines } from '../run/operator.js';
-import { standaloneOperator } from '../run/standalone.js';
+import { standaloneOperator } from './operator.js';
 
 /**
  * remediator pause | resume | status, straight against Redis and PostgreSQL (REDIS_URL,

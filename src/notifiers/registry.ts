@@ -41,6 +41,7 @@ export const NOTIFIERS: readonly NotifierFactory[] = [
             client: createSlackClient({ token: config.SLACK_BOT_TOKEN, apiUrl: config.SLACK_API_URL, log }),
             defaultChannel: config.SLACK_CHANNEL, runs, state, redis, prefix: config.QUEUE_PREFIX, log,
             interactive: Boolean(config.SLACK_SIGNING_SECRET), linkBase: config.PUBLIC_URL,
+            digest: { after: config.SLACK_DIGEST_AFTER === 0 ? Number.POSITIVE_INFINITY : config.SLACK_DIGEST_AFTER },
           })
         : undefined,
   },

@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import { decideApproval, lift, OperatorInputError, pause, resume, status, type Operator } from '../run/operator.js';
-import { safeEqual } from './auth.js';
+import { readsOnly, requireRole } from './roles.js';
 
 const pauseBody = z.object({ scope: z.string().min(1), reason: z.string().min(1), by: z.string().min(1), until: z.string().optional(), for: z.string().optional() }).strict();
 const resumeBody = z.object({ scope: z.string().min(1), by: z.string().min(1), reason: z.string().optional() }).strict();
@@ -9,20 +9,13 @@ const decideBody = z.object({ by: z.string().min(1) }).strict();
 const liftBody = z.object({ quarantine: z.string().min(1), by: z.string().min(1), reason: z.string().optional() }).strict();
 
 /**
- * The kill switch and the safety state over HTTP (ADMIN_TOKEN as a bearer token):
+ * The kill switch and the safety state over HTTP (ADMIN_TOKEN as a bearer token; VIEWER_TOKEN reads):
  * GET /api/safety, POST /api/pause, POST /api/resume, POST /api/quarantine/lift.
  * The admin token is shared, so the caller names itself in `by` (recorded as admin-api:BY).
  */
-export function adminSafetyRouter(deps: { operator: Operator; adminToken?: string }): Router {
+export function adminSafetyRouter(deps: { operator: Operator; adminToken?: string; viewerToken?: string }): Router {
   const router = express.Router();
-  const auth = (req: Request, res: Response, next: NextFunction) => {
-    if (!deps.adminToken) return void res.status(403).json({ error: 'admin API disabled: set ADMIN_TOKEN' });
-    const h = req.headers.authorization ?? '';
-    if (!h.toLowerCase().startsWith('bearer ') || !safeEqual(h.slice(7).trim(), deps.adminToken)) {
-      return void res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'missing or wrong admin token' });
-    }
-    next();
-  };
+  const auth = requireRole({ admin: deps.adminToken, viewer: deps.viewerToken }, readsOnly);
   const json = express.json({ limit: '16kb' });
   const handle = <T>(schema: z.ZodType<T>, fn: (body: T) => Promise<{ status: number; body: unknown }>) => async (req: Request, res: Response) => {
     const parsed = schema.safeParse(req.body ?? {});

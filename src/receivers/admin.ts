@@ -1,7 +1,7 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { decodeCursor, type RunReader } from '../store/runs.js';
-import { safeEqual } from './auth.js';
+import { readsOnly, requireRole } from './roles.js';
 
 const query = z
   .object({
@@ -15,21 +15,13 @@ const query = z
   })
   .strict();
 
-/** The audit of remediation runs, newest first. Requires ADMIN_TOKEN as a bearer token. */
-export function adminRouter(deps: { runs: RunReader; adminToken?: string }): Router {
+/**
+ * The audit of remediation runs, newest first. Every /api route goes through this router first:
+ * reads need VIEWER_TOKEN or ADMIN_TOKEN as a bearer token, anything else ADMIN_TOKEN.
+ */
+export function adminRouter(deps: { runs: RunReader; adminToken?: string; viewerToken?: string }): Router {
   const router = express.Router();
-  router.use('/api', (req, res, next) => {
-    if (!deps.adminToken) {
-      res.status(403).json({ error: 'admin API disabled: set ADMIN_TOKEN' });
-      return;
-    }
-    const h = req.headers.authorization ?? '';
-    if (!h.toLowerCase().startsWith('bearer ') || !safeEqual(h.slice(7).trim(), deps.adminToken)) {
-      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'missing or wrong admin token' });
-      return;
-    }
-    next();
-  });
+  router.use('/api', requireRole({ admin: deps.adminToken, viewer: deps.viewerToken }, readsOnly));
   router.get('/api/runs', async (req, res) => {
     const q = query.safeParse(req.query);
     if (!q.success) {

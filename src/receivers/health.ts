@@ -2,6 +2,7 @@ import express, { type Router } from 'express';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type { RuleTable } from '../rules/load.js';
+import type { ReloadStatus } from '../rules/reload-status.js';
 import { redisDown } from '../core/dependencies.js';
 
 const DEADLINE_MS = 1000;
@@ -17,8 +18,9 @@ interface Check {
  * GET /healthz: the process answers. GET /readyz: this process can accept webhooks, i.e. Redis
  * answers and the rule table is loaded. PostgreSQL is reported too, but a receiver does not
  * need it (the audit is written by workers, off the request path), so it does not gate readiness.
+ * Nor does a refused rules reload (the previous table runs), but it is said, with its problems.
  */
-export function healthRouter(deps: { redis: Redis; pool: Pool; table: () => RuleTable | undefined }): Router {
+export function healthRouter(deps: { redis: Redis; pool: Pool; table: () => RuleTable | undefined; reloads?: ReloadStatus }): Router {
   const router = express.Router();
   let redisError: string | undefined;
   deps.redis.on('error', (err: Error) => (redisError = err.message));
@@ -45,8 +47,15 @@ export function healthRouter(deps: { redis: Redis; pool: Pool; table: () => Rule
     };
     const [r, p] = await Promise.all([redis(), postgres()]);
     const table = deps.table();
+    const refused = deps.reloads?.refusal();
     const rules = table
-      ? { ok: true, required: true, count: table.rules.length, loadedAt: table.loadedAt.toISOString() }
+      ? {
+          ok: true, required: true, count: table.rules.length, loadedAt: table.loadedAt.toISOString(),
+          ...(refused && {
+            warning: `the rules reload at ${refused.at.toISOString()} (${refused.reason}) was refused: the edited files are not in force; the previous table (${table.rules.length} rules loaded at ${table.loadedAt.toISOString()}) keeps running`,
+            problems: refused.problems,
+          }),
+        }
       : { ok: false, required: true, error: 'rules not loaded' };
     const ready = r.ok && rules.ok;
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: { redis: r, postgres: p, rules } });

@@ -7,7 +7,6 @@ import { ident } from '../store/migrate.js';
 import type { Metrics } from '../metrics.js';
 import { withDeadline } from '../redis/connection.js';
 import type { Persistence } from '../redis/persistence.js';
-import type { RuleTable } from '../rules/load.js';
 import { healthRouter } from './health.js';
 
 /** What every process shares, read from Redis and PostgreSQL at each scrape (receiver processes). */
@@ -46,7 +45,7 @@ export function metricsRouter(deps: { metrics: Metrics; persistence?: () => Pers
 }
 
 /** The HTTP app of a worker-only process: /metrics (its own), /healthz and /readyz. */
-export function metricsApp(deps: { metrics: Metrics; persistence?: () => Persistence | undefined; health: { redis: Redis; pool: Pool; table: () => RuleTable | undefined } }): Express {
+export function metricsApp(deps: { metrics: Metrics; persistence?: () => Persistence | undefined; health: Parameters<typeof healthRouter>[0] }): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(healthRouter(deps.health));

@@ -67,7 +67,7 @@ export class Approvals {
       const decided = await this.redis.mget(...reqs.map((r) => this.k('decision', r.jobId)));
       reqs.forEach((r, i) => decided[i] === null && Date.parse(r.expiresAt) > now.getTime() && out.push(r));
     } while (cursor !== '0');
-    return out;
+    return out.sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
   }
 }
 

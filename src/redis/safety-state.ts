@@ -181,6 +181,11 @@ export class SafetyState {
     return [...new Set(list)];
   }
 
+  /** The ineffective fixes in a row on (rule, target), oldest first. */
+  async streak(rule: string, target: string): Promise<string[]> {
+    return [...new Set(await this.redis.lrange(this.k('ineffective', rule, target), 0, -1))];
+  }
+
   /** A fix worked (the alert resolved within the verify window): the count starts again. */
   async effective(rule: string, target: string): Promise<void> {
     await this.redis.del(this.k('ineffective', rule, target));

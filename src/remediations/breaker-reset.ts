@@ -92,6 +92,8 @@ rules:
         details: { before },
       };
     }
+    // Durable before the call: a worker that dies after sending leaves a re-run that knows it may have acted.
+    await ctx.step(`Sending reset: ${describe(ctx.target.reset, 'POST')}`, undefined, { intent: true });
     await callEndpoint(ctx.target.reset, { ...http(ctx, ctx.target.request_timeout), defaultMethod: 'POST' });
     await ctx.step(`Reset sent: ${describe(ctx.target.reset, 'POST')}`, undefined, { acted: true });
 

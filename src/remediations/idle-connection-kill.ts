@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { z } from 'zod';
-import { formatDuration } from '../rules/duration.js';
+import { formatDuration } from '../core/duration.js';
 import { duration, envName } from '../rules/schema.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import { secretFromEnv } from './http.js';

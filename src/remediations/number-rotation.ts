@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { formatDuration } from '../rules/duration.js';
+import { formatDuration } from '../core/duration.js';
 import { duration } from '../rules/schema.js';
 import {
   E164,

@@ -40,12 +40,14 @@ export interface RemediationContext<P, T> {
   log: Logger;
   deps: RemediationDeps;
   /**
-   * Reports a step (goes to the audit and, with notifiers, to the Slack thread). `acted: true` marks
-   * the step that changed the target (reset sent, backends terminated, rollout patched): a later
-   * attempt of the same run that finds nothing left to do then reports the earlier action's outcome,
-   * not "nothing needed doing".
+   * Reports a step (goes to the audit and, with notifiers, to the Slack thread). `intent: true`
+   * marks a step recorded just before a call that changes the target (it is durable before the
+   * call goes out); `acted: true` a step that changed it (reset sent, backends terminated,
+   * rollout patched). A later attempt of the same run that finds nothing left to do then reports
+   * that an earlier attempt acted (or may have), not "nothing needed doing"; either starts the
+   * rule's cooldown.
    */
-  step(message: string, details?: Record<string, unknown>, opts?: { acted?: boolean }): Promise<void>;
+  step(message: string, details?: Record<string, unknown>, opts?: { acted?: boolean; intent?: boolean }): Promise<void>;
 }
 
 /**

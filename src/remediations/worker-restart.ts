@@ -3,7 +3,7 @@ import type { AppsV1Api, ConfigurationOptions, KubeConfig } from '@kubernetes/cl
 import { z } from 'zod';
 import { abortMessage, deadline } from '../core/deadline.js';
 import { duration } from '../rules/schema.js';
-import { formatDuration } from '../rules/duration.js';
+import { formatDuration } from '../core/duration.js';
 import { compileAnchored, RegexError } from '../rules/regex.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import { rolloutStatus, workloadKinds, type RolloutStatus, type WorkloadKind, type WorkloadObject } from './rollout-status.js';
@@ -257,6 +257,7 @@ rules:
         restartedAt: annotations[RESTARTED_AT],
       });
     } else {
+      await ctx.step(`Restarting ${where}: PATCH ${RESTARTED_AT}=${restartedAt}`, { restartedAt }, { intent: true });
       const patched = await call(
         ctx,
         `patch ${where}`,

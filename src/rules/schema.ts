@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../core/duration.js';
 import { parseMatcher, MatcherError } from './matchers.js';
 import { checkTemplate } from './template.js';
 

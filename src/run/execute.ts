@@ -40,7 +40,7 @@ export async function execute(o: ExecuteOptions): Promise<RemediationResult> {
   if (!o.remediation) throw new PermanentError('bad_params', `action ${spec.action} is not registered`);
   const checked = checkAction(o.table, o.remediation, spec.target, spec.params);
   if (!checked.ok) throw new PermanentError(checked.reason, checked.message);
-  const acted = (await o.history()).filter((e) => e.state === 'step' && e.details?.acted === true);
+  const acted = (await o.history()).filter((e) => e.state === 'step' && (e.details?.acted === true || e.details?.intent === true));
   const run = deadline('rule timeout', rule.spec.timeout, [o.shutdown]);
   const work = o.remediation.run({
     params: checked.params,
@@ -54,7 +54,8 @@ export async function execute(o: ExecuteOptions): Promise<RemediationResult> {
     signal: run.signal,
     log: o.log,
     deps: o.deps,
-    step: (message, details, opts) => o.step(message, opts?.acted ? { ...details, acted: true } : details, opts?.acted === true),
+    step: (message, details, opts) =>
+      o.step(message, opts?.acted ? { ...details, acted: true } : opts?.intent ? { ...details, intent: true } : details, opts?.acted === true || opts?.intent === true),
   });
   const outcome = work.then(
     (value): Settled => ({ ok: true, value }),
@@ -88,13 +89,17 @@ export async function execute(o: ExecuteOptions): Promise<RemediationResult> {
  * find nothing left to do, because its own earlier action worked. Saying "skipped: nothing
  * needed doing" would deny the action in the audit: report it as the earlier action's outcome.
  */
-function truthful(result: RemediationResult, acted: EventRow[]): RemediationResult {
-  if (result.outcome !== 'skipped' || acted.length === 0) return result;
-  const what = acted.map((a) => `${a.message}${a.attempt ? ` (attempt ${a.attempt})` : ''}`).join('; ');
+function truthful(result: RemediationResult, steps: EventRow[]): RemediationResult {
+  if (result.outcome !== 'skipped' || steps.length === 0) return result;
+  const acted = steps.filter((s) => s.details?.acted === true);
+  const shown = acted.length ? acted : steps;
+  const what = shown.map((a) => `${a.message}${a.attempt ? ` (attempt ${a.attempt})` : ''}`).join('; ');
+  // Only an intent recorded: the call may or may not have reached the target before the attempt ended.
+  const verb = acted.length ? 'acted' : 'may have acted (it stopped after recording)';
   return {
     outcome: 'succeeded',
-    summary: `An earlier attempt of this run acted: ${what}. Checked again now: ${result.summary}`,
-    details: { ...result.details, earlier_actions: acted.map((a) => ({ attempt: a.attempt, message: a.message })) },
+    summary: `An earlier attempt of this run ${verb}: ${what}. Checked again now: ${result.summary}`,
+    details: { ...result.details, earlier_actions: shown.map((a) => ({ attempt: a.attempt, message: a.message, acted: a.details?.acted === true })) },
   };
 }
 

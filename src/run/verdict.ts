@@ -38,26 +38,24 @@ export async function judgeFix(
     await d.safety.clearPendingFix(fix.rule, fix.target, fix.runId);
     return { streak: [] };
   }
-  // The streak first, so the verdict event can say where it stands and page on a quarantine.
-  const before = await d.safety.quarantined(fix.rule, fix.target);
-  const judged = await d.journal.judge(ref, 'ineffective', `Fix ineffective: ${o.why}.`);
-  if (!judged) return undefined;
+  // The streak first, so the one verdict event says where it stands and pages on a quarantine.
+  const before = (await d.safety.streak(fix.rule, fix.target)).filter((id) => id !== fix.runId);
+  const streak = [...before, fix.runId];
+  const quarantines = o.quarantineAfter > 0 && streak.length >= o.quarantineAfter && !(await d.safety.quarantined(fix.rule, fix.target));
+  const words = `Fix ineffective: ${o.why}. ${streakText(streak.length, o.quarantineAfter)}.` +
+    (quarantines ? ` Rule ${fix.rule} is now quarantined on ${fix.target || 'its target'}: no automatic runs there until a person lifts it (remediator resume --quarantine ${fix.rule}@${fix.target}).` : '');
+  const page = quarantines && o.page !== false ? { page: 'rule quarantined: its fixes do not hold' } : {};
+  if (!(await d.journal.judge(ref, 'ineffective', words, { streak: streak.length, ...page }))) return undefined;
   await d.safety.clearPendingFix(fix.rule, fix.target, fix.runId);
-  const streak = await d.safety.ineffective(fix.rule, fix.target, fix.runId);
-  const out: { streak: string[]; quarantine?: Quarantine } = { streak };
-  if (o.quarantineAfter > 0 && streak.length >= o.quarantineAfter && !before) {
-    const q: Quarantine = { rule: fix.rule, target: fix.target, at: o.now.toISOString(), runs: streak, reason: `${streak.length} ineffective fixes in a row` };
+  const counted = await d.safety.ineffective(fix.rule, fix.target, fix.runId);
+  const out: { streak: string[]; quarantine?: Quarantine } = { streak: counted };
+  if (quarantines) {
+    const q: Quarantine = { rule: fix.rule, target: fix.target, at: o.now.toISOString(), runs: counted, reason: `${counted.length} ineffective fixes in a row` };
     if (await d.safety.quarantine(q)) {
       out.quarantine = q;
-      await d.safetyAudit.recordAction({ kind: 'quarantine', scope: `rule:${fix.rule}@${fix.target}`, by: 'remediator', reason: q.reason, details: { runs: streak } });
+      await d.safetyAudit.recordAction({ kind: 'quarantine', scope: `rule:${fix.rule}@${fix.target}`, by: 'remediator', reason: q.reason, details: { runs: counted } });
     }
   }
-  const words = `${streakText(streak.length, o.quarantineAfter)}.` +
-    (out.quarantine ? ` Rule ${fix.rule} is now quarantined on ${fix.target || 'its target'}: no automatic runs there until a person lifts it (remediator resume --quarantine ${fix.rule}@${fix.target}).` : '');
-  await d.journal.record(ref, {
-    type: 'note', message: words, details: { streak: streak.length },
-    ...(out.quarantine && o.page !== false ? { page: 'rule quarantined: its fixes do not hold' } : {}),
-  });
   return out;
 }
 

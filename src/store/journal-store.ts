@@ -95,7 +95,36 @@ export class JournalStore {
    * Mutates the decisions' `decision` and `reason` to what was done.
    */
   async intake(batch: IntakeDelivery[]): Promise<IntakeResult> {
-    return inTransaction(this.pool, (c) => this.intakeIn(c, batch));
+    try {
+      return await inTransaction(this.pool, (c) => this.intakeIn(c, batch));
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+    }
+    // PostgreSQL refused some value (the boundary makes text storable, but a time may still be
+    // out of its range): each alert on its own, and one it still refuses without its labels,
+    // annotations and times, with the reason. Every alert of the delivery keeps its rows.
+    const out: IntakeResult = { jobs: [], events: [] };
+    for (const d of batch) {
+      for (const [i, entry] of d.alerts.entries()) {
+        const one: IntakeDelivery = { ...d, id: `${d.id}#${i}`, alerts: [entry] };
+        let r: IntakeResult;
+        try {
+          r = await inTransaction(this.pool, (c) => this.intakeIn(c, [one]));
+        } catch (err) {
+          if (!isDataError(err)) throw err;
+          const why = `labels, annotations and times not stored: ${(err as Error).message}`;
+          const alert = { ...entry.alert, labels: { alertname: String(entry.alert.labels.alertname ?? '') }, annotations: {}, generatorURL: '', startsAt: '', endsAt: '' };
+          const decisions = entry.decisions.map((x) => ({ ...x, reason: x.reason ? `${x.reason}; ${why}` : why, job: x.job && { ...x.job, alert: { ...x.job.alert, startsAt: '' } } }));
+          r = await inTransaction(this.pool, (c) => this.intakeIn(c, [{ ...one, alerts: [{ alert, decisions }] }]));
+          entry.decisions.forEach((x, k) => Object.assign(x, { decision: decisions[k]!.decision, reason: decisions[k]!.reason }));
+          // The queue gets the jobs as they were: only what PostgreSQL keeps was cut.
+          r.jobs = r.jobs.map((j) => entry.decisions.find((x) => x.job?.jobId === j.jobId)?.job ?? j);
+        }
+        out.jobs.push(...r.jobs);
+        out.events.push(...r.events);
+      }
+    }
+    return out;
   }
 
   private async intakeIn(c: PoolClient, batch: IntakeDelivery[]): Promise<IntakeResult> {
@@ -137,8 +166,8 @@ export class JournalStore {
     const created = new Map<string, string | null>();
     if (candidates.size) {
       const rows = [...candidates.values()].map(({ job, d, delivery }) => ({
-        job_id: job.jobId, rule: job.rule, action: job.action, target: job.target ?? null, fingerprint: job.alert.fingerprint,
-        alertname: job.alert.labels.alertname ?? null, starts_at: parseTime(job.alert.startsAt), group_key: job.groupKey,
+        job_id: job.jobId, rule: job.rule, action: job.action, target: job.target === undefined ? null : storable(job.target), fingerprint: job.alert.fingerprint,
+        alertname: job.alert.labels.alertname === undefined ? null : storable(job.alert.labels.alertname), starts_at: parseTime(job.alert.startsAt), group_key: storable(job.groupKey),
         incident_key: d.incidentKey ?? null, dry_run: job.dryRun, queued_at: delivery.receivedAt,
       }));
       const inserted = await c.query<{ job_id: string; alert_resolved_at: Date | null }>(
@@ -194,7 +223,7 @@ export class JournalStore {
     for (const [id, resolvedAt] of created) {
       const { job, delivery, d } = candidates.get(id)!;
       const who = { jobId: id, rule: job.rule, incident: d.incidentKey, dryRun: job.dryRun };
-      pending.push({ ...who, type: 'queued', at: delivery.receivedAt, message: `Queued by rule ${job.rule}.` });
+      pending.push({ ...who, type: 'queued', at: delivery.receivedAt, message: `Queued by rule ${job.rule}` });
       if (resolvedAt) pending.push({ ...who, type: 'alert_resolved', at: resolvedAt, message: 'Alert resolved in Alertmanager.' });
     }
     for (const u of updated) {
@@ -215,8 +244,8 @@ export class JournalStore {
         const ord = alerts.length;
         alerts.push({
           ord, delivery_id: d.id, received_at: d.receivedAt, fingerprint: alert.fingerprint, alertname: alert.labels.alertname ?? null, status: alert.status,
-          starts_at: parseTime(alert.startsAt), ends_at: parseTime(alert.endsAt), labels: alert.labels, annotations: alert.annotations,
-          generator_url: alert.generatorURL, receiver: d.receiver, group_key: d.groupKey, external_url: d.externalURL,
+          starts_at: parseTime(alert.startsAt), ends_at: parseTime(alert.endsAt), labels: storableDeep(alert.labels), annotations: storableDeep(alert.annotations),
+          generator_url: storable(alert.generatorURL), receiver: storable(d.receiver), group_key: storable(d.groupKey), external_url: storable(d.externalURL),
         });
         for (const x of ds) decisions.push({ ord, decided_at: d.receivedAt, fingerprint: alert.fingerprint, rule: x.rule ?? null, decision: x.decision, job_id: x.jobId ?? null, reason: x.reason ?? null });
       }
@@ -318,7 +347,7 @@ export class JournalStore {
           parseTime(job.alert.startsAt), job.groupKey, incidentKey ?? null, job.dryRun, queuedAt],
       );
       if (!rowCount) return undefined;
-      const [e] = await this.insertEvents(c, [{ jobId: job.jobId, rule: job.rule, type: 'queued', at: queuedAt, message: `Queued by rule ${job.rule}.` }]);
+      const [e] = await this.insertEvents(c, [{ jobId: job.jobId, rule: job.rule, type: 'queued', at: queuedAt, message: `Queued by rule ${job.rule}` }]);
       return e;
     });
   }

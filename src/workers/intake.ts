@@ -136,7 +136,11 @@ export async function takeIn(o: Pick<IntakeOptions, 'remediations' | 'journal' |
   }
   if (batch.length === 0) return;
   // The journal first: a run exists (and knows a resolution taken in with it) before its job can start.
-  const { jobs } = await o.journal.intake(batch);
+  const { jobs, events } = await o.journal.intake(batch);
+  const byId = new Map(jobs.map((j) => [j.jobId, j]));
+  for (const e of events) {
+    if (e.type === 'queued') o.log.info('run queued', { job: e.jobId, rule: e.rule, fingerprint: byId.get(e.jobId)?.alert.fingerprint, state: 'queued' });
+  }
   if (jobs.length) {
     const priorities = await laneOf(o.lanes, jobs, (rule) => table.rules.find((r) => r.spec.name === rule)?.spec);
     // BullMQ ignores an add whose id exists, so two intakes racing on one firing still make one job.

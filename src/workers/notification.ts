@@ -103,7 +103,9 @@ export function startNotificationWorker(o: {
         if (final) {
           await o.outbox.done(destination, item);
           await o.redis.hdel(tries(destination), item);
-          const jobId = item.split(':').at(-1)!;
+          // The run the failure is about: the notifier names it (an incident item names no run itself).
+          const named = err instanceof PermanentError ? err.details.job_id : undefined;
+          const jobId = typeof named === 'string' ? named : item.split(':').at(-1)!;
           await o.state.recorded({ jobId, notifier: n.name, eventType: item.split(':')[0]!, state: 'failed', attempt: t, error: message, detail: err instanceof PermanentError ? err.details : undefined })
             .catch((e: Error) => log.warn('could not record the failed notification', { error: e.message }));
           log.error('notification failed', { item, error: message, tries: t });

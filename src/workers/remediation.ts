@@ -140,7 +140,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     }
     startedAtMs = performance.now();
     log.info('run started', { state: 'running', waitedMs: Date.now() - job.timestamp });
-    await record({ type: 'running', message: `Attempt ${attempt} of ${maxAttempts} started${spec.dryRun ? ' (dry run)' : ''}.` });
+    await record({ type: 'running', message: `Attempt ${attempt} started${spec.dryRun ? ' (dry run)' : ''}` });
     const result = await execute({
       remediation: o.registry.get(spec.action), rule, table, spec, attempt, log, deps: o.deps, shutdown: o.shutdown,
       history: async () => (run.acted_at || run.attempts > 0 ? o.runs.runEvents(spec.jobId) : []),
@@ -179,7 +179,7 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     if (final) {
       await end('failed', `Failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${message}`, { reason, error: message, details });
     } else {
-      await record({ type: 'retrying', message: `Attempt ${attempt} of ${maxAttempts} failed: ${message}. Retrying.`, reason, error: message, details });
+      await record({ type: 'retrying', message: `Attempt ${attempt} failed: ${message}`, reason, error: message, details });
       log.warn('attempt failed, will retry', { reason, error: message });
     }
     if (permanent) throw new UnrecoverableError(message);

@@ -92,11 +92,12 @@ rules:
     // Updates only after the post, and the thread's replies in order.
     const firstUpdate = slack.okCalls('chat.update')[0]!;
     assert.ok(firstUpdate.at >= posts[0]!.at);
-    const expected = [/Breaker state before: open/, /Reset sent: POST/, /Breaker state after: closed/, /Succeeded/, /Alert resolved/];
-    await eventually(async () => slack.replies('#image-gen-ops', root.ts).length >= expected.length, 'all thread replies');
-    const replies = slack.replies('#image-gen-ops', root.ts).map((m) => m.text);
-    assert.equal(replies.length, expected.length, replies.join('\n'));
-    replies.forEach((t, i) => assert.match(t, expected[i]!, `reply ${i}: ${t}`));
+    const expected = [/Breaker state before: open/, /Sending reset: POST/, /Reset sent: POST/, /Breaker state after: closed/, /Succeeded/, /Alert resolved/];
+    // Events that came together are told in one reply: the thread tells each once, in order.
+    await eventually(async () => slack.threadLines('#image-gen-ops', root.ts).length >= expected.length, 'all thread lines');
+    const lines = slack.threadLines('#image-gen-ops', root.ts);
+    assert.equal(lines.length, expected.length, lines.join('\n'));
+    lines.forEach((t, i) => assert.match(t, expected[i]!, `line ${i}: ${t}`));
     assert.ok(slack.replies('#image-gen-ops', root.ts).every((m) => !m.reply_broadcast), 'a success is not broadcast');
 
     // The PagerDuty sequence is exactly acknowledge, resolve, on one key with the rule's routing key.

@@ -53,6 +53,13 @@ export class FakePagerDuty {
   incidents: FakeIncident[] = [];
   apiToken = 'fake-pd-rest-token-' + randomBytes(4).toString('hex');
   private injected: Injected[] = [];
+  /**
+   * PagerDuty's Events API limit, enforced per routing key when set: `perMinute` events in any
+   * minute; beyond it 429 (with Retry-After unless `retryAfter: false`).
+   * https://developer.pagerduty.com/docs/events-api-v2/rate-limiting
+   */
+  limit: { perMinute: number; retryAfter?: boolean } | undefined;
+  private readonly sent = new Map<string, number[]>();
   private server: Server | undefined;
   private seq = 0;
 
@@ -80,6 +87,11 @@ export class FakePagerDuty {
   /** Accept the next `count` calls (of one API, or any) and never answer them (a hung PagerDuty). */
   hangNext(count = 1, api: 'events' | 'rest' | 'all' = 'events'): void {
     this.injected.push({ status: 0, count, api });
+  }
+
+  /** Events API calls answered 429 (rate limited). */
+  limited(): PdRequest[] {
+    return this.requests.filter((r) => r.path === '/v2/enqueue' && r.status === 429);
   }
 
   /** Enqueue requests (all, or for one dedup key). */
@@ -124,6 +136,16 @@ export class FakePagerDuty {
       return send(inj.status, inj.body ?? fallback, headers);
     }
 
+    if (req.method === 'POST' && u.pathname === '/v2/enqueue' && this.limit && typeof body?.routing_key === 'string') {
+      const now = Date.now();
+      const times = (this.sent.get(body.routing_key) ?? []).filter((t) => t > now - 60_000);
+      this.sent.set(body.routing_key, times);
+      if (times.length >= this.limit.perMinute) {
+        const headers: Record<string, string> = this.limit.retryAfter === false ? {} : { 'retry-after': String(Math.max(1, Math.ceil((times[0]! + 60_000 - now) / 1000))) };
+        return send(429, { status: 'throttle event', message: 'Requests for this service are arriving too quickly.  Please retry later.' }, headers);
+      }
+      times.push(now);
+    }
     if (req.method === 'POST' && u.pathname === '/v2/enqueue') return this.enqueue(body, send);
     if (u.pathname.startsWith('/incidents')) return this.rest(req, u, body, send);
     send(404, { error: { message: 'Not Found', code: 2100 } });

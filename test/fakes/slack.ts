@@ -60,6 +60,13 @@ export class FakeSlack {
    * unhandled, as a proxy in front of Slack would drop it, and recorded with error 'client_gone'.
    */
   delayMs = 0;
+  /**
+   * Slack's posting limit, enforced per channel on chat.postMessage and chat.update when set: a
+   * token bucket of `rate` per second with bursts of `burst`; beyond it, 429 with Retry-After.
+   * https://docs.slack.dev/apis/web-api/rate-limits (chat.postMessage: about 1 per second per channel)
+   */
+  limit: { rate: number; burst: number } | undefined;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
   url = '';
   private readonly channelIds = new Map<string, string>();
   private readonly messages = new Map<string, SlackMessage[]>();
@@ -101,6 +108,20 @@ export class FakeSlack {
   /** Replies in the thread of `ts`, in the order they were posted. */
   replies(channel: string, ts: string): SlackMessage[] {
     return (this.messages.get(this.channelId(channel)) ?? []).filter((m) => m.thread_ts === ts);
+  }
+
+  /**
+   * What the thread of `ts` tells, line by line: each reply's section blocks (a reply may tell
+   * several events), else its text. remediator coalesces events that came together into one reply.
+   */
+  threadLines(channel: string, ts: string): string[] {
+    return this.replies(channel, ts).flatMap((m) => {
+      const sections = (m.blocks ?? []).flatMap((b) => {
+        const block = b as { type?: string; text?: { text?: string } };
+        return block.type === 'section' && typeof block.text?.text === 'string' ? [block.text.text] : [];
+      });
+      return sections.length ? sections : [m.text];
+    });
   }
 
   /** Calls of a method that succeeded, optionally only for one channel. */
@@ -153,6 +174,10 @@ export class FakeSlack {
       }
       return send(200, { ok: false, error: fault.error ?? 'fatal_error' });
     }
+    if (this.limit && (method === 'chat.postMessage' || method === 'chat.update') && channelArg) {
+      const wait = this.take(this.channelId(channelArg), at);
+      if (wait > 0) return send(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(Math.ceil(wait / 1000)) });
+    }
     const auth = req.headers.authorization ?? (typeof args.token === 'string' ? `Bearer ${args.token}` : undefined);
     if (!auth) return send(200, { ok: false, error: 'not_authed' });
     if (auth !== `Bearer ${this.token}`) return send(200, { ok: false, error: 'invalid_auth' });
@@ -193,6 +218,24 @@ export class FakeSlack {
     if (a.blocks !== undefined) msg.blocks = a.blocks as unknown[];
     msg.history.push(msg.text);
     return { ok: true, channel, ts: msg.ts, text: msg.text, message: shape(msg) };
+  }
+
+  /** 0 when the channel may take a message now (a token taken), else the ms until it may. */
+  private take(channel: string, now: number): number {
+    const { rate, burst } = this.limit!;
+    const b = this.buckets.get(channel) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    this.buckets.set(channel, b);
+    if (b.tokens < 1) return Math.ceil(((1 - b.tokens) * 1000) / rate);
+    b.tokens -= 1;
+    return 0;
+  }
+
+  /** Calls of one channel answered 429. */
+  limited(channel?: string): SlackCall[] {
+    const id = channel === undefined ? undefined : this.channelId(channel);
+    return this.calls.filter((c) => c.status === 429 && (id === undefined || this.channelId(String(c.args.channel ?? '')) === id));
   }
 
   private nextTs(): string {

@@ -142,7 +142,7 @@ test('npm start entry point: starts with one line, then SIGTERM shuts down clean
     assert.equal(health.status, 200);
     // No ADMIN_TOKEN: one line says what is off, before "remediator started".
     const lines = child.output().split('\n');
-    const off = lines.findIndex((l) => /"level":"info".*"msg":"status page \(\/ui\) and admin API \(\/api\/runs, \/api\/pause \.\.\.\) are off: ADMIN_TOKEN is not set"/.test(l));
+    const off = lines.findIndex((l) => /"level":"info".*"msg":"status page \(\/ui\) and admin API \(\/api\) are off: neither ADMIN_TOKEN nor VIEWER_TOKEN is set"/.test(l));
     assert.ok(off >= 0 && off < lines.findIndex((l) => /"msg":"remediator started"/.test(l)), child.output());
     assert.equal((await fetch(`${child.url}/ui`)).status, 403);
     assert.equal((await fetch(`${child.url}/api/runs`)).status, 403);
@@ -157,7 +157,7 @@ test('npm start entry point: starts with one line, then SIGTERM shuts down clean
   }
 });
 
-test('with ADMIN_TOKEN set, and in a worker-only process, nothing is said about the admin API', async () => {
+test('with ADMIN_TOKEN set, and in a worker-only process, nothing is said about the admin API; with VIEWER_TOKEN only, that it is read-only', async () => {
   const { startRemediator } = await import('../helpers/process.js');
   const { dropPrefix, REDIS_URL } = await import('../helpers/service.js');
   const id = Date.now().toString(36);
@@ -169,6 +169,10 @@ test('with ADMIN_TOKEN set, and in a worker-only process, nothing is said about 
       assert.match(child.output(), /"msg":"remediator started"/);
       assert.doesNotMatch(child.output(), /admin API/);
     }
+    // A viewer token only: read-only, and said so.
+    const viewer = await startRemediator({ ...base, VIEWER_TOKEN: 'v'.repeat(32) });
+    await viewer.stop('SIGTERM');
+    assert.match(viewer.output(), /"msg":"status page \(\/ui\) and admin API \(\/api\) are read-only: ADMIN_TOKEN is not set \(pause, resume, lift and approve need it\)"/);
   } finally {
     const pool = new pg.Pool({ connectionString: DATABASE_URL });
     await pool.query(`DROP SCHEMA IF EXISTS "admin_${id}" CASCADE`);

@@ -46,7 +46,7 @@ rules:
 `);
   remediator = await startRemediator({
     PORT: '0', HOST: '127.0.0.1', RULES_DIR: rulesDir, REDIS_URL, DATABASE_URL: db.url, DATABASE_SCHEMA: 'remediator', QUEUE_PREFIX: prefix,
-    WEBHOOK_TOKEN: 'test-webhook-token', BREAKER_TOKEN: breakers[0]!.token, SLACK_BOT_TOKEN: slack.token, SLACK_API_URL: slack.url, LOG_LEVEL: 'info',
+    WEBHOOK_TOKEN: 'test-webhook-token', BREAKER_TOKEN: breakers[0]!.token, SLACK_BOT_TOKEN: slack.token, SLACK_API_URL: slack.url, SLACK_DIGEST_AFTER: '0', LOG_LEVEL: 'info',
   });
   pool = new pg.Pool({ connectionString: db.url, max: 2 });
   pool.on('error', () => {});

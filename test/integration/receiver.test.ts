@@ -92,7 +92,7 @@ describe('receiver with real Redis, PostgreSQL and a fake breaker', () => {
       return d.events.some((e) => e.state === 'queued') && d;
     }, 'the queued event is recorded');
     assert.deepEqual(detail.events.map((e) => e.state), ['queued', 'running', 'step', 'step', 'step', 'succeeded']);
-    assert.deepEqual(detail.events.map((e) => e.message.split(':')[0]), ['Queued by rule checkout-breaker', 'Attempt 1 started', 'Breaker state before', 'Reset sent', 'Breaker state after', 'Breaker on checkout reset']);
+    assert.deepEqual(detail.events.map((e) => e.message.split(':')[0]), ['Queued by rule checkout-breaker', 'Attempt 1 started', 'Breaker state before', 'Sending reset', 'Reset sent', 'Breaker state after', 'Breaker on checkout reset']);
     // Every received alert and decision is in the audit.
     const decisions = (await svc.pool.query(`SELECT decision, rule FROM "${svc.config.DATABASE_SCHEMA}".decisions WHERE fingerprint = 'aaaa000000000001'`)).rows;
     assert.deepEqual(decisions, [{ decision: 'enqueued', rule: 'checkout-breaker' }]);

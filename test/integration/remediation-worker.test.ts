@@ -123,15 +123,12 @@ rules:
       breaker.state = 'open';
       const r = await fetch(`${svc.url}/webhooks/alertmanager`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
       assert.equal(r.status, 200);
-      // A new job for the same firing: the ingest stage finds no job with that id and enqueues it again.
+      // The journal keeps the run after Redis forgot its job: the firing is recognised as handled, no job is made.
       await eventually(async () => {
-        const { rows } = await svc.pool.query(`SELECT decision FROM ${schema()}.decisions WHERE job_id = $1 ORDER BY id`, [run.job_id]);
-        return rows.length === 2 && rows[1].decision === 'enqueued';
-      }, 'second delivery enqueued');
-      await eventually(async () => {
-        const { rows } = await svc.pool.query(`SELECT message FROM ${schema()}.run_events WHERE job_id = $1 AND state = 'skipped'`, [run.job_id]);
-        return rows.some((e) => /already handled \(succeeded\); not run again/.test(e.message));
-      }, 'duplicate noted');
+        const { rows } = await svc.pool.query(`SELECT decision, reason FROM ${schema()}.decisions WHERE job_id = $1 ORDER BY id`, [run.job_id]);
+        return rows.length === 2 && rows[1].decision === 'duplicate' && /already has a run \(succeeded\)/.test(rows[1].reason);
+      }, 'second delivery recognised as a duplicate');
+      assert.equal(await queue.getJob(run.job_id), undefined, 'no job made again');
       assert.equal(breaker.resets, resets);
       const after = (await svc.pool.query(`SELECT state, attempts FROM ${schema()}.runs WHERE job_id = $1`, [run.job_id])).rows[0];
       assert.deepEqual(after, { state: 'succeeded', attempts: 1 });
@@ -214,7 +211,7 @@ rules:
     await post(second.body);
     const run = await finalRun(second.fingerprint);
     assert.equal(run.state, 'skipped');
-    assert.match(run.summary, /^Cooldown: rule reset-cooldown already ran on cooled/);
+    assert.match(run.summary, /^Cooldown: rule reset-cooldown already acted on cooled/);
     assert.equal(breaker.resets, resetsBefore);
   });
 

@@ -130,19 +130,24 @@ describe('safety gates across processes', () => {
       const p = pd.enqueued().filter((r) => r.body.event_action === 'trigger' && r.body.payload?.class === 'budget');
       return p.length > 0 && p;
     }, 'budget page');
-    // Every event of these runs was queued before its run ended: once the queue is idle, no other page can come.
+    // Every event of these runs marked the outbox before its run ended: once PagerDuty's outbox and
+    // the drain jobs are idle, no other page can come.
     let last: unknown;
-    const notifyQueue = new Queue('notify-pagerduty', { connection: { url: REDIS_URL }, prefix: receiver.config.QUEUE_PREFIX });
+    const notifyQueue = new Queue('notify', { connection: { url: REDIS_URL }, prefix: receiver.config.QUEUE_PREFIX });
+    const outbox = new Redis(REDIS_URL);
+    const dest = `${receiver.config.QUEUE_PREFIX}:outbox:pagerduty:PAGERDUTY_ROUTING_KEY`;
     try {
       await eventually(async () => {
-        const c = await notifyQueue.getJobCounts('waiting', 'active', 'delayed', 'completed');
-        last = c;
-        return c.waiting + c.active + c.delayed === 0 && c.completed >= 1;
+        const c = await notifyQueue.getJobCounts('waiting', 'active', 'delayed');
+        const items = (await outbox.zcard(`${dest}:items`)) + (await outbox.zcard(`${dest}:leases`));
+        last = { ...c, items };
+        return c.waiting + c.active + c.delayed === 0 && items === 0;
       }, 'the PagerDuty notifier handled every event of these runs').catch((e) => {
         throw new Error(`${e.message}: ${JSON.stringify(last)}`);
       });
     } finally {
       await notifyQueue.close();
+      outbox.disconnect();
     }
     assert.equal(pd.enqueued().filter((r) => r.body.event_action === 'trigger' && r.body.payload?.class === 'budget').length, 1, JSON.stringify(pages.map((p) => p.body.payload.summary)));
     assert.match(pages[0]!.body.payload.summary, /held back: budgeted .*Budget spent/);

@@ -89,6 +89,7 @@ test('a worker killed after its reset worked: the re-run reports the earlier res
   );
   assert.equal(breaker.resets, 1, 'not reset twice');
   assert.equal(run.state, 'succeeded');
-  assert.match(run.summary, /^An earlier attempt of this run acted: Reset sent: POST .*reset-circuit-breaker \(attempt 1\)\. Checked again now: Breaker on svc is already closed/);
+  // The intent was durable before the POST went out; "Reset sent" may or may not have been recorded before the kill.
+  assert.match(run.summary, /^An earlier attempt of this run (acted|may have acted \(it stopped after recording\)): (Sending reset|Reset sent): POST .*reset-circuit-breaker \(attempt 1\)\. Checked again now: Breaker on svc is already closed/);
   assert.deepEqual(run.details.earlier_actions.map((a: { attempt: number }) => a.attempt), [1]);
 });

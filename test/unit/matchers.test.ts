@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMatcher, MatcherError } from '../../src/rules/matchers.js';
-import { parseDuration, formatDuration } from '../../src/rules/duration.js';
+import { parseDuration, formatDuration } from '../../src/core/duration.js';
 import { renderDeep, renderString, checkTemplate, TemplateError } from '../../src/rules/template.js';
 
 const m = (s: string, labels: Record<string, string>) => parseMatcher(s).matches(labels);

@@ -1,55 +1,50 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RunEvent } from '../../src/notifiers/events.js';
+import { incidentKey, pageKey } from '../../src/core/run.js';
+import { truncate } from '../../src/core/text.js';
 import {
   DEFAULT_POLICY,
-  dedupKeyFor,
   linksFor,
   noteContent,
-  pageDedupKey,
   pageEvent,
-  planFor,
+  planIncident,
   policyOf,
   retryAfterMs,
-  truncate,
+  type IncidentAction,
   type PagerDutyPolicy,
+  type PageEvent,
 } from '../../src/notifiers/pagerduty/events.js';
-import { alert } from '../helpers/context.js';
+import type { IncidentRow, IncidentRun } from '../../src/store/notify-state.js';
 
 /** The groupKey of the reference payloads, and its sha256 computed outside this code (`printf %s ... | sha256sum`). */
 const GROUP_KEY = '{}:{alertname="HighErrorRate"}';
 const GROUP_KEY_SHA256 = 'cbc7a356b874c7d0332c73753d5082204bea3c18a5cb2a9a50e75f6687ffb86b';
 
-function ev(type: RunEvent['type'], extra: Partial<RunEvent> = {}): RunEvent {
+let n = 0;
+function run(over: Partial<IncidentRun> = {}): IncidentRun {
+  n++;
   return {
-    type,
-    jobId: 'job1',
-    rule: 'checkout-breaker',
-    action: 'breaker-reset',
-    target: 'checkout',
-    alert: alert({ alertname: 'HighErrorRate', instance: 'node-1' }, { annotations: { summary: 'Errors on checkout' } }),
-    groupKey: GROUP_KEY,
-    receiver: 'remediate',
-    externalURL: 'http://am:9093',
-    dryRun: false,
-    attempt: 1,
-    message: 'something',
-    notify: {},
-    at: '2026-11-22T07:40:00.000Z',
-    ...extra,
+    job_id: `job${n}`, rule: 'checkout-breaker', action: 'breaker-reset', target: 'checkout', state: 'running', error_reason: null, error_message: null,
+    summary: null, attempts: 1, started_at: new Date('2026-11-22T07:40:00Z'), queued_at: new Date('2026-11-22T07:39:58Z'), alert_resolved_at: null,
+    group_key: GROUP_KEY, fingerprint: '0123456789abcdef', starts_at: new Date('2026-11-22T07:39:57Z'),
+    labels: { alertname: 'HighErrorRate', instance: 'node-1' }, annotations: { summary: 'Errors on checkout' }, generator_url: null, ...over,
   };
 }
-
+const incident = (over: Partial<IncidentRow> = {}): IncidentRow => ({
+  dedup_key: GROUP_KEY_SHA256, routing: 'PAGERDUTY_ROUTING_KEY', acked_at: null, resolved_at: null, opened_at: new Date(0), paged: [], notes_through: '0', ...over,
+});
 const policy = (p: Partial<PagerDutyPolicy> = {}): PagerDutyPolicy => ({ ...DEFAULT_POLICY, ...p });
+const plan = (runs: IncidentRun[], o: { inc?: Partial<IncidentRow>; p?: Partial<PagerDutyPolicy>; pages?: PageEvent[] } = {}) =>
+  planIncident({ dedupKey: GROUP_KEY_SHA256, incident: incident(o.inc), runs, pages: o.pages ?? [], policyOfRule: () => policy(o.p) });
+const kinds = (a: IncidentAction[]) => a.map((x) => (x.kind === 'trigger' ? `trigger:${x.why}:${x.dedupKey === GROUP_KEY_SHA256 ? 'base' : 'page'}` : x.kind));
 
-describe('dedup keys', () => {
+describe('incident keys', () => {
   test('group_key is sha256 hex of the groupKey, as Alertmanager sends it', () => {
-    assert.equal(dedupKeyFor(policy(), ev('running')), GROUP_KEY_SHA256);
+    assert.equal(incidentKey('group_key', { groupKey: GROUP_KEY, alert: { fingerprint: 'x', startsAt: '' } }), GROUP_KEY_SHA256);
   });
 
   test('fingerprint: stable across startsAt spellings of one instant, different per firing and per alert', () => {
-    const p = policy({ dedup: 'fingerprint' });
-    const at = (startsAt: string, fingerprint = '0123456789abcdef') => dedupKeyFor(p, ev('running', { alert: alert({}, { startsAt, fingerprint }) }));
+    const at = (startsAt: string, fingerprint = '0123456789abcdef') => incidentKey('fingerprint', { groupKey: GROUP_KEY, alert: { startsAt, fingerprint } });
     const k = at('2026-11-22T07:39:57Z');
     assert.match(k, /^[0-9a-f]{64}$/);
     assert.notEqual(k, GROUP_KEY_SHA256);
@@ -59,132 +54,116 @@ describe('dedup keys', () => {
     assert.notEqual(at('2026-11-22T07:39:57Z', 'fedcba9876543210'), k, 'another alert');
   });
 
-  test('a page uses its own key when the policy acknowledged the incident, the base key otherwise', () => {
-    const withAck = pageDedupKey(policy(), ev('failed'));
-    assert.match(withAck, /^[0-9a-f]{64}$/);
-    assert.notEqual(withAck, GROUP_KEY_SHA256);
-    assert.equal(pageDedupKey(policy(), ev('failed')), withAck, 'stable');
-    assert.equal(pageDedupKey(policy({ acknowledge: false }), ev('failed')), GROUP_KEY_SHA256);
-    assert.equal(pageDedupKey(policy(), ev('notified', { action: 'notify' })), GROUP_KEY_SHA256, 'notify-only rules never acknowledge');
-  });
-});
-
-describe('plans', () => {
-  const kind = (e: RunEvent, p: Partial<PagerDutyPolicy> = {}, canNote = false) => {
-    const plan = planFor(e, policy(p), canNote);
-    return plan.kind === 'event' ? `event:${plan.action}` : plan.kind;
-  };
-
   test('policyOf: false is off, absent means the defaults', () => {
-    assert.equal(policyOf({ notify: { pagerduty: false } }), undefined);
-    assert.deepEqual(policyOf({ notify: {} }), DEFAULT_POLICY);
-    assert.equal(policyOf({ notify: { pagerduty: { ...DEFAULT_POLICY, resolve: 'never' } } })?.resolve, 'never');
-  });
-
-  test('running acknowledges on the first attempt only, and never for notify-only rules or dry runs', () => {
-    assert.equal(kind(ev('running')), 'event:acknowledge');
-    assert.equal(kind(ev('running', { attempt: 2 })), 'none');
-    assert.equal(kind(ev('running', { attempt: 2 }), {}, true), 'note');
-    assert.equal(kind(ev('running'), { acknowledge: false }), 'none');
-    assert.equal(kind(ev('running', { action: 'notify' })), 'none');
-    assert.equal(kind(ev('running', { dryRun: true })), 'none');
-  });
-
-  test('succeeded resolves only with resolve: immediately; skipped-as-healthy counts as fixed, cooldown does not', () => {
-    assert.equal(kind(ev('succeeded'), { resolve: 'immediately' }), 'event:resolve');
-    assert.equal(kind(ev('succeeded'), { resolve: 'on_alert_resolved' }), 'none');
-    assert.equal(kind(ev('succeeded'), { resolve: 'never' }), 'none');
-    assert.equal(kind(ev('skipped'), { resolve: 'immediately' }), 'event:resolve');
-    assert.equal(kind(ev('skipped', { reason: 'cooldown' }), { resolve: 'immediately' }), 'none');
-    assert.equal(kind(ev('alert_resolved'), { resolve: 'on_alert_resolved' }), 'resolve_if_fixed');
-    assert.equal(kind(ev('alert_resolved'), { resolve: 'immediately' }), 'none');
-  });
-
-  test('failed and notified page unless escalate: false; dry_run and queued send nothing; steps are notes with a token', () => {
-    assert.equal(kind(ev('failed')), 'page');
-    assert.equal(kind(ev('failed'), { escalate: false }), 'none');
-    assert.equal(kind(ev('notified', { action: 'notify' })), 'page');
-    assert.equal(kind(ev('failed', { dryRun: true })), 'none');
-    assert.equal(kind(ev('dry_run'), {}, true), 'none');
-    assert.equal(kind(ev('queued'), {}, true), 'none');
-    assert.equal(kind(ev('step')), 'none');
-    assert.equal(kind(ev('step'), {}, true), 'note');
-    assert.equal(kind(ev('retrying'), {}, true), 'note');
+    assert.equal(policyOf({ pagerduty: false }), undefined);
+    assert.deepEqual(policyOf({}), DEFAULT_POLICY);
+    assert.equal(policyOf({ pagerduty: { ...DEFAULT_POLICY, resolve: 'never' } })?.resolve, 'never');
   });
 });
 
-describe('page events', () => {
-  test('failed: critical, summary with rule, target and reason, details and links', () => {
-    const e = ev('failed', {
-      message: 'Failed after 3 attempts: breaker still open',
-      reason: 'verification_failed',
-      attempt: 3,
-      details: { state: 'open' },
-      alert: alert(
-        { alertname: 'HighErrorRate', instance: 'node-1' },
-        { generatorURL: 'http://prom:9090/graph?g0.expr=up', annotations: { summary: 'Errors on checkout', runbook_url: 'https://runbooks/checkout' } },
-      ),
-    });
-    const body = pageEvent(e, policy(), { run: { attempts: 3, error_reason: 'verification_failed', error_message: 'breaker still open', summary: null }, linkBase: 'https://remediator.example/' });
+describe('what an incident needs: one acknowledge, each page once, one resolve', () => {
+  test('a fix that starts acknowledges once, whatever the number of runs; notify-only rules and acknowledge: false never do', () => {
+    assert.deepEqual(kinds(plan([run(), run(), run({ state: 'queued' })])), ['acknowledge']);
+    assert.deepEqual(kinds(plan([run()], { inc: { acked_at: new Date() } })), [], 'already acknowledged');
+    assert.deepEqual(kinds(plan([run({ state: 'queued' })])), [], 'not started yet');
+    assert.deepEqual(kinds(plan([run({ action: 'notify' })])), []);
+    assert.deepEqual(kinds(plan([run()], { p: { acknowledge: false } })), []);
+  });
+
+  test('failures page once on the page key (the incident was acknowledged), all new ones in one trigger', () => {
+    const a = plan([run({ state: 'failed' }), run({ state: 'failed' }), run({ state: 'succeeded' })], { inc: { acked_at: new Date() } });
+    assert.deepEqual(kinds(a), ['trigger:failed:page']);
+    const t = a[0] as Extract<IncidentAction, { kind: 'trigger' }>;
+    assert.equal(t.dedupKey, pageKey(GROUP_KEY_SHA256));
+    assert.equal(t.runs.length, 2);
+    assert.deepEqual(kinds(plan([run({ state: 'failed', job_id: 'p1' })], { inc: { acked_at: new Date(), paged: ['run:p1'] } })), [], 'paged already');
+    assert.deepEqual(kinds(plan([run({ state: 'failed' })], { p: { escalate: false } })), ['acknowledge'], 'escalate: false: acknowledged, no page');
+    assert.deepEqual(kinds(plan([run({ state: 'failed' })], { p: { acknowledge: false } })), ['trigger:failed:base'], 'nothing acknowledged: the base key pages');
+  });
+
+  test('a notify-only run pages on the incident key once; it resolves when every alert of the incident resolved', () => {
+    const notified = (over: Partial<IncidentRun> = {}) => run({ action: 'notify', target: null, state: 'notified', ...over });
+    assert.deepEqual(kinds(plan([notified(), notified()])), ['trigger:notified:base']);
+    const a = notified({ job_id: 'n1', alert_resolved_at: new Date() });
+    const b = notified({ job_id: 'n2', alert_resolved_at: null });
+    assert.deepEqual(kinds(plan([a, b], { inc: { paged: ['run:n1', 'run:n2'] } })), [], 'one alert still firing');
+    b.alert_resolved_at = new Date();
+    assert.deepEqual(kinds(plan([a, b], { inc: { paged: ['run:n1', 'run:n2'] } })), ['resolve']);
+    assert.deepEqual(kinds(plan([a, b], { inc: { paged: ['run:n1', 'run:n2'] }, p: { resolve: 'never' } })), [], 'resolve: never leaves it to Alertmanager');
+  });
+
+  test('resolve once the alerts resolved and the runs fixed them; never over a failure or a person', () => {
+    const done = (over: Partial<IncidentRun> = {}) => run({ state: 'succeeded', alert_resolved_at: new Date(), ...over });
+    const acked = { acked_at: new Date() };
+    assert.deepEqual(kinds(plan([done(), done()], { inc: acked })), ['resolve']);
+    assert.deepEqual(kinds(plan([done(), run({ state: 'succeeded' })], { inc: acked })), [], 'one alert still firing');
+    assert.deepEqual(kinds(plan([done(), run({ state: 'running' })], { inc: acked })), [], 'a run still going');
+    assert.deepEqual(kinds(plan([done(), done({ state: 'skipped', error_reason: 'cooldown' })], { inc: acked })), ['resolve'], 'a cooldown skip does not hold it');
+    assert.deepEqual(kinds(plan([done(), done({ state: 'skipped', error_reason: 'human_ack' })], { inc: acked })), [], 'a person has it');
+    assert.deepEqual(kinds(plan([done(), done({ state: 'failed', job_id: 'f1' })], { inc: { ...acked, paged: ['run:f1'] } })), [], 'a failure belongs to the person it woke');
+    assert.deepEqual(kinds(plan([run({ state: 'succeeded' })], { inc: acked, p: { resolve: 'immediately' } })), ['resolve']);
+    assert.deepEqual(kinds(plan([done()], { inc: { ...acked, resolved_at: new Date() } })), [], 'resolved already');
+    assert.deepEqual(kinds(plan([done({ state: 'skipped', error_reason: 'cooldown' })])), [], 'nothing of ours in it');
+  });
+
+  test('a safety decision that needs a person pages once', () => {
+    const r = run({ state: 'skipped', error_reason: 'budget', job_id: 'b1' });
+    const page: PageEvent = { id: '42', job_id: 'b1', page: 'budget spent (rule x)', message: 'Budget spent', reason: 'budget' };
+    assert.deepEqual(kinds(plan([r], { pages: [page] })), ['trigger:held:base']);
+    assert.deepEqual(kinds(plan([r], { pages: [page], inc: { paged: ['page:42'] } })), []);
+  });
+});
+
+describe('page bodies', () => {
+  test('failed: the rule\'s severity, summary with rule, target and reason, details and links', () => {
+    const r = run({ state: 'failed', summary: 'Failed after 3 attempts: breaker still open', error_reason: 'verification_failed', error_message: 'breaker still open', attempts: 3,
+      generator_url: 'http://prom:9090/graph?g0.expr=up', annotations: { summary: 'Errors on checkout', runbook_url: 'https://runbooks/checkout' } });
+    const a = plan([r], { inc: { acked_at: new Date() } })[0] as Extract<IncidentAction, { kind: 'trigger' }>;
+    const body = pageEvent(a, { baseKey: GROUP_KEY_SHA256, linkBase: 'https://remediator.example/', now: new Date('2026-11-22T07:41:00Z'), words: { severity: 'error' } });
     assert.equal(body.event_action, 'trigger');
-    assert.equal(body.dedup_key, pageDedupKey(policy(), e));
-    assert.equal(body.payload?.severity, 'critical');
+    assert.equal(body.dedup_key, pageKey(GROUP_KEY_SHA256));
+    assert.equal(body.payload?.severity, 'error');
     assert.equal(body.payload?.source, 'checkout');
     assert.equal(body.payload?.summary, 'Auto-remediation failed: checkout-breaker on checkout: Failed after 3 attempts: breaker still open [verification_failed]');
     const d = body.payload!.custom_details!;
     assert.equal(d.rule, 'checkout-breaker');
-    assert.equal(d.action, 'breaker-reset');
-    assert.equal(d.target, 'checkout');
     assert.equal(d.attempts, 3);
     assert.equal(d.error_reason, 'verification_failed');
-    assert.equal(d.error_message, 'breaker still open');
     assert.equal(d.acknowledged_incident_dedup_key, GROUP_KEY_SHA256);
-    assert.deepEqual((d.alert as any).labels, { alertname: 'HighErrorRate', instance: 'node-1' });
-    assert.equal((d.alert as any).summary, 'Errors on checkout');
-    assert.deepEqual(d.details, { state: 'open' });
+    assert.deepEqual((d.alert as { labels: unknown }).labels, { alertname: 'HighErrorRate', instance: 'node-1' });
     assert.deepEqual(body.links, [
       { href: 'http://prom:9090/graph?g0.expr=up', text: 'Alert source (Prometheus)' },
       { href: 'https://runbooks/checkout', text: 'Runbook' },
-      { href: 'https://remediator.example/api/runs/job1', text: 'Remediation run (remediator)' },
+      { href: `https://remediator.example/ui/runs/${r.job_id}`, text: 'Remediation run (remediator)' },
     ]);
-    assert.equal(body.client_url, 'https://remediator.example/api/runs/job1');
     assert.equal(JSON.stringify(body).includes('routing_key'), false, 'the builder never holds the routing key');
   });
 
-  test('notified: says no automatic remediation exists and gives the instructions', () => {
-    const e = ev('notified', { action: 'notify', target: undefined, message: 'No automatic fix', details: { instructions: 'Check the voice provider status page.' } });
-    const body = pageEvent(e, policy());
+  test('notified: says no automatic remediation exists, names the service and gives the instructions; the rule\'s runbook wins', () => {
+    const r = run({ action: 'notify', target: null, state: 'notified', labels: { alertname: 'VoiceCallInitiateFailing', service: 'voice', instance: 'node-1' } });
+    const a = plan([r])[0] as Extract<IncidentAction, { kind: 'trigger' }>;
+    const body = pageEvent(a, { baseKey: GROUP_KEY_SHA256, now: new Date(), words: { instructions: 'Check the voice provider status page.', runbook: 'https://runbooks/voice', severity: 'critical' } });
     assert.equal(body.dedup_key, GROUP_KEY_SHA256);
-    assert.equal(body.payload?.source, 'node-1', 'no target: the alert instance');
-    assert.equal(body.payload?.summary, 'No automatic remediation for HighErrorRate on node-1: Check the voice provider status page.');
-    assert.equal(body.payload?.custom_details?.instructions, 'Check the voice provider status page.');
+    assert.equal(body.payload?.source, 'voice', 'no target: the alert service');
+    assert.equal(body.payload?.summary, 'No automatic remediation for VoiceCallInitiateFailing on voice: Check the voice provider status page.');
+    assert.deepEqual(body.links, [{ href: 'https://runbooks/voice', text: 'Runbook' }]);
   });
 
-  test('the summary is cut to 1024 characters', () => {
-    const body = pageEvent(ev('failed', { message: 'x'.repeat(5000) }), policy());
-    const s = body.payload!.summary;
+  test('the summary is cut to 1024 characters; links keep only http(s) URLs', () => {
+    const a = plan([run({ state: 'failed', summary: 'x'.repeat(5000) })]).find((x) => x.kind === 'trigger') as Extract<IncidentAction, { kind: 'trigger' }>;
+    const s = pageEvent(a, { baseKey: GROUP_KEY_SHA256, now: new Date() }).payload!.summary;
     assert.equal(Array.from(s).length, 1024);
     assert.ok(s.endsWith('…'));
-    assert.ok(s.startsWith('Auto-remediation failed: checkout-breaker on checkout: xxx'));
-    assert.equal(truncate('short', 1024), 'short');
-    assert.equal(truncate('😀😀😀', 2), '😀…', 'never splits a surrogate pair');
-  });
-
-  test('huge details are cut, links keep only http(s) URLs', () => {
-    const body = pageEvent(ev('failed', { details: { blob: 'y'.repeat(100_000) } }), policy());
-    assert.equal(typeof body.payload?.custom_details?.details, 'string');
-    assert.ok(JSON.stringify(body).length < 30_000);
-    const links = linksFor(
-      ev('failed', { alert: alert({}, { generatorURL: '', annotations: { runbook_url: 'javascript:alert(1)' } }) }),
-      'not a url',
-    );
-    assert.deepEqual(links, []);
+    assert.equal(truncate('😀😀😀', 3), '😀…', 'never splits a surrogate pair');
+    assert.deepEqual(linksFor(run({ generator_url: '', annotations: { runbook_url: 'javascript:alert(1)' } }), { linkBase: 'not a url' }), []);
   });
 });
 
-test('notes name the rule, target, attempt and message', () => {
-  assert.equal(noteContent(ev('step', { attempt: 2, message: 'Reset sent' })), '[remediator] checkout-breaker on checkout (attempt 2): Reset sent');
-  assert.equal(noteContent(ev('retrying', { message: 'Attempt 1 of 3 failed' })), '[remediator] checkout-breaker on checkout (attempt 1): retrying: Attempt 1 of 3 failed');
+test('notes name the rule, target, attempt and message, several events in one note', () => {
+  assert.equal(noteContent([
+    { rule: 'checkout-breaker', target: 'checkout', state: 'step', attempt: 2, message: 'Reset sent' },
+    { rule: 'checkout-breaker', target: 'checkout', state: 'retrying', attempt: 1, message: 'Attempt 1 of 3 failed' },
+  ]), '[remediator]\ncheckout-breaker on checkout (attempt 2): Reset sent\ncheckout-breaker on checkout (attempt 1): retrying: Attempt 1 of 3 failed');
 });
 
 test('Retry-After: seconds, HTTP dates, garbage and bounds', () => {

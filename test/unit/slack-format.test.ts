@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { RunState } from '../../src/store/journal-store.js';
-import type { RunEvent } from '../../src/notifiers/events.js';
-import { alertmanagerUrl, formatDetails, importantLabels, renderReply, renderRoot, stateLabel, type RootView, type SlackBlock } from '../../src/notifiers/slack/format.js';
+import type { RunState } from '../../src/core/run.js';
+import { alertmanagerUrl, formatDetails, importantLabels, MAX_EVENTS_PER_REPLY, renderReplies, renderRoot, stateLabel, type ReplyEvent, type RootView, type SlackBlock } from '../../src/notifiers/slack/format.js';
 import type { AlertInfo } from '../../src/core/alert.js';
 
 // The two alerts of a real Alertmanager 0.25 payload (test/fixtures/alertmanager/01-firing-2alerts.json).
@@ -27,13 +26,15 @@ function view(over: Partial<RootView> = {}): RootView {
   };
 }
 
-function event(over: Partial<RunEvent>): RunEvent {
+let ids = 0;
+function event(over: Partial<ReplyEvent>): ReplyEvent & { id: string } {
   return {
-    type: 'step', jobId: 'j1', rule: 'restart-checkout', action: 'rollout-restart', target: 'shop-checkout', alert: withRunbook,
-    groupKey: 'g', receiver: 'r', externalURL: payload.externalURL, dryRun: false, attempt: 1, message: 'something happened',
-    notify: {}, at: new Date().toISOString(), seq: 3, ...over,
+    id: String(++ids), type: 'step', rule: 'restart-checkout', target: 'shop-checkout', alertname: 'HighErrorRate', dryRun: false, attempt: 1,
+    message: 'something happened', ...over,
   };
 }
+/** The one message a single event makes, or undefined. */
+const renderReply = (e: ReplyEvent & { id: string }) => renderReplies([e], { interactive: true })[0];
 
 /** Every mrkdwn and plain_text string in the blocks, joined. */
 function blockText(blocks: SlackBlock[]): string {
@@ -160,10 +161,10 @@ describe('renderReply', () => {
     assert.equal(r.broadcast, false);
   });
 
-  test('failed and notified are broadcast; others are not', () => {
+  test('failed is broadcast; a notify-only outcome is told by the root alone (not twice in the channel); others are not broadcast', () => {
     assert.equal(renderReply(event({ type: 'failed', message: 'boom', reason: 'forbidden' }))!.broadcast, true);
-    assert.equal(renderReply(event({ type: 'notified', message: 'Call on-call' }))!.broadcast, true);
-    for (const type of ['step', 'retrying', 'succeeded', 'skipped', 'dry_run', 'alert_resolved'] as const) {
+    assert.equal(renderReply(event({ type: 'notified', message: 'Call on-call' })), undefined);
+    for (const type of ['step', 'retrying', 'succeeded', 'skipped', 'dry_run', 'alert_resolved', 'note', 'effective', 'ineffective'] as const) {
       assert.equal(renderReply(event({ type }))!.broadcast, false, type);
     }
   });
@@ -174,9 +175,21 @@ describe('renderReply', () => {
     assert.match(blockText(r.blocks), /reason: `forbidden`/);
   });
 
-  test('late delivery is marked', () => {
-    assert.match(blockText(renderReply(event({ type: 'step' }), { late: true })!.blocks), /delivered late/);
-    assert.doesNotMatch(blockText(renderReply(event({ type: 'step' }))!.blocks), /delivered late/);
+  test('events that came together are one message, in order, saying how far it told; an approval request goes alone with its buttons', () => {
+    const evs = [
+      event({ type: 'running' }), event({ message: 'one' }), event({ message: 'two' }),
+      event({ type: 'approval_requested', message: 'Approval needed', details: { approval_request: 'j1' } }),
+      event({ type: 'approved', message: 'Approved by slack:U1' }), event({ type: 'running' }),
+    ];
+    const out = renderReplies(evs, { interactive: true });
+    assert.equal(out.length, 3);
+    assert.deepEqual(out.map((m) => m.through), [evs[2]!.id, evs[3]!.id, evs[5]!.id]);
+    assert.match(blockText(out[0]!.blocks), /one[\s\S]*two/);
+    assert.match(out[0]!.text, /\+1 more/);
+    assert.ok(out[1]!.blocks.some((b) => b.type === 'actions'), 'approve and reject buttons');
+    assert.equal(out[1]!.broadcast, true, 'a person must see an approval request');
+    const many = renderReplies(Array.from({ length: MAX_EVENTS_PER_REPLY * 2 + 1 }, (_, i) => event({ message: `step ${i}` })));
+    assert.equal(many.length, 3, 'bounded messages');
   });
 });
 

@@ -52,8 +52,9 @@ export function createPagerDutyNotifier(o: PagerDutyNotifierOptions): Notifier {
   const keyOf = (env: string) => (o.env[env] === undefined || o.env[env] === '' ? undefined : o.env[env]);
 
   async function syncIncident(routing: string, dedupKey: string, ctx: SyncContext): Promise<Record<string, unknown> | void> {
-    const key = keyOf(routing);
-    if (!key) throw new PermanentError('missing_secret', `routing key env var ${routing} is not set`);
+    const found = keyOf(routing);
+    if (!found) throw new PermanentError('missing_secret', `routing key env var ${routing} is not set`);
+    const key: string = found;
     const table = o.table();
     const rules = (table?.rules ?? []).filter((r) => {
       const p = policyOf(r.spec.notify);
@@ -73,6 +74,14 @@ export function createPagerDutyNotifier(o: PagerDutyNotifierOptions): Notifier {
     const pages = await o.state.incidentPages(dedupKey, [...policies.keys()], inc.opened_at);
     const actions = planIncident({ dedupKey, incident: inc, runs, pages, policyOfRule: (r) => policies.get(r) });
     const sent: Record<string, unknown>[] = [];
+    try {
+      await send(actions);
+    } catch (err) {
+      // A final failure is recorded against the incident's first run (notifications are per run).
+      if (err instanceof PermanentError) err.details.job_id ??= runs[0]!.job_id;
+      throw err;
+    }
+    async function send(actions: ReturnType<typeof planIncident>): Promise<void> {
     for (const a of actions) {
       await ctx.paced();
       if (a.kind === 'acknowledge') {
@@ -91,6 +100,7 @@ export function createPagerDutyNotifier(o: PagerDutyNotifierOptions): Notifier {
       }
     }
     if (client.canNote) await note(dedupKey, routing, inc, [...policies.keys()], ctx, sent);
+    }
     for (const s of sent) {
       await o.state.recorded({ jobId: runs[0]!.job_id, notifier: 'pagerduty', eventType: String(s.event_action ?? 'note'), state: 'sent', attempt: 1, detail: s })
         .catch((err: Error) => ctx.log.warn('could not record a PagerDuty notification', { error: err.message }));

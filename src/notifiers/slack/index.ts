@@ -52,8 +52,12 @@ export interface SlackNotifierOptions {
 
 /** Events that must not wait behind storm updates: a run's first message, and anything a person must see. */
 const URGENT = new Set(['queued', 'failed', 'approval_requested', 'notified', 'expired', 'rejected']);
-/** A run in these states, or with these events, needs a person: it gets a thread even in a storm. */
-const HUMAN = new Set(['failed', 'notified', 'approval_requested', 'expired']);
+/**
+ * A run in these states, or with these events, needs a person: it gets a thread even in a storm.
+ * A notify-only run in a storm is counted in the summary (its page goes to PagerDuty): a thousand
+ * threads saying "no automatic fix" would bury the one that matters.
+ */
+const HUMAN = new Set(['failed', 'approval_requested', 'expired']);
 
 export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
   const digest = new StormDigest({ client: o.client, runs: o.runs, state: o.state, redis: o.redis, prefix: o.prefix, linkBase: o.linkBase, ...o.digest });

@@ -14,8 +14,8 @@ import { JournalStore } from '../store/journal-store.js';
 import { NotifyState } from '../store/notify-state.js';
 import { RunReader } from '../store/runs.js';
 import { SafetyAudit } from '../store/safety-audit.js';
-import { Journal } from './journal.js';
-import type { Operator } from './operator.js';
+import { Journal } from '../run/journal.js';
+import type { Operator } from '../run/operator.js';
 
 /**
  * The operator API outside the service (the CLI): the same journal, followed by the same notifiers

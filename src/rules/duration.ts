@@ -1,2 +1,0 @@
-/** Durations live in the core (src/core/duration.ts); rules and the config parse them from there. */
-export { formatDuration, parseDuration } from '../core/duration.js';
