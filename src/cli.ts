@@ -1,10 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError } from './config.js';
-import { DependencyError } from './core/errors.js';
-import { LabelSetError } from './cli/alert.js';
 import { commands, overview, type CliIo, type Command } from './cli/commands.js';
-import { buildRegistry } from './remediations/registry.js';
-import { RuleLoadError } from './rules/load.js';
 
 export type { CliIo } from './cli/commands.js';
 
@@ -64,8 +59,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 2;
   }
   try {
+    const { buildRegistry } = await import('./remediations/registry.js');
     return await command.run(args as { values: Record<string, unknown>; positionals: string[]; raw: string[] }, io, buildRegistry());
   } catch (err) {
+    // The error classes of what ran, loaded now so that --help never loads them.
+    const [{ RuleLoadError }, { ConfigError }, { LabelSetError }, { DependencyError }] = await Promise.all([
+      import('./rules/load.js'), import('./config.js'), import('./cli/alert.js'), import('./core/errors.js'),
+    ]);
     if (err instanceof RuleLoadError) {
       for (const p of err.problems) io.err(p);
       io.err(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in the rules`);

@@ -1,16 +1,10 @@
 import type { ParseArgsConfig } from 'node:util';
-import pg from 'pg';
-import { migrate } from '../store/migrate.js';
-import { loadConfig } from '../config.js';
-import { postgresError } from '../core/dependencies.js';
 import type { Registry } from '../remediations/registry.js';
-import { loadRules } from '../rules/load.js';
-import { numbersCommand } from './numbers.js';
-import { listRemediations } from './remediations.js';
-import { replayCommand, safetyState } from './replay.js';
-import { rulesCheck, rulesTest } from './rules.js';
-import { safetyCommand } from './safety.js';
 import { startUsage } from './start-usage.js';
+
+// Each command loads what it needs when it runs (pg, ioredis, BullMQ, the rules engine): `--help`
+// and the overview load nothing but this table, and one command does not pay for the others.
+const configOf = async (io: CliIo) => (await import('../config.js')).loadConfig(io.env);
 
 export interface CliIo {
   out: (line: string) => void;
@@ -46,7 +40,10 @@ const rulesDir = (values: Record<string, unknown>, io: CliIo) => (values.dir as 
 
 /** `numbers SUB ...`: its own small parser (src/cli/numbers.ts); it needs the database. */
 async function numbers(sub: string, raw: string[], io: CliIo): Promise<number> {
-  const config = loadConfig(io.env);
+  const config = await configOf(io);
+  const [{ default: pg }, { migrate }, { postgresError }, { numbersCommand }] = await Promise.all([
+    import('pg'), import('../store/migrate.js'), import('../core/dependencies.js'), import('./numbers.js'),
+  ]);
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });
   try {
     await migrate(pool, config.DATABASE_SCHEMA).catch((err: unknown) => {
@@ -59,7 +56,10 @@ async function numbers(sub: string, raw: string[], io: CliIo): Promise<number> {
 }
 
 /** pause, resume, status, approve, reject: straight against Redis and PostgreSQL (src/cli/safety.ts). */
-const safety = (name: string): Command['run'] => ({ raw }, io) => safetyCommand(name, raw, { config: loadConfig(io.env), out: io.out, err: io.err });
+const safety = (name: string): Command['run'] => async ({ raw }, io) => {
+  const config = await configOf(io);
+  return (await import('./safety.js')).safetyCommand(name, raw, { config, out: io.out, err: io.err });
+};
 
 export const commands: Record<string, Command> = {
   start: {
@@ -81,7 +81,7 @@ export const commands: Record<string, Command> = {
     summary: 'validate every rule file; --env: and that their secrets are set',
     options: { dir: { type: 'string' }, env: { type: 'boolean' } },
     positionals: 0,
-    run: ({ values }, io, registry) => rulesCheck(rulesDir(values, io), values.env ? io.env : undefined, registry, io),
+    run: async ({ values }, io, registry) => (await import('./rules.js')).rulesCheck(rulesDir(values, io), values.env ? io.env : undefined, registry, io),
   },
   'rules test': {
     usage: `remediator rules test PAYLOAD.json [--dir DIR] [--json] [--all] [--state]
@@ -104,8 +104,8 @@ remediator rules test --alert 'alertname="X",service="y"' [--alert ...] [--resol
         return 2;
       }
       // --state: whether today's pauses and quarantines (Redis: REDIS_URL, QUEUE_PREFIX) would hold each job.
-      const state = values.state ? await safetyState(loadConfig(io.env)) : undefined;
-      return rulesTest({ file, alerts, resolved: values.resolved as boolean | undefined }, rulesDir(values, io), { json: Boolean(values.json), all: Boolean(values.all) }, registry, io, state);
+      const state = values.state ? await (await import('./replay.js')).safetyState(await configOf(io)) : undefined;
+      return (await import('./rules.js')).rulesTest({ file, alerts, resolved: values.resolved as boolean | undefined }, rulesDir(values, io), { json: Boolean(values.json), all: Boolean(values.all) }, registry, io, state);
     },
   },
   'rules replay': {
@@ -119,9 +119,9 @@ remediator rules test --alert 'alertname="X",service="y"' [--alert ...] [--resol
     options: { since: { type: 'string' }, file: { type: 'string' }, dir: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } },
     positionals: 0,
     async run({ values }, io, registry) {
-      const table = await loadRules(rulesDir(values, io), registry);
+      const table = await (await import('../rules/load.js')).loadRules(rulesDir(values, io), registry);
       const v = values as { since?: string; file?: string; all?: boolean; json?: boolean };
-      return replayCommand(table, v, { config: loadConfig(io.env), out: io.out, err: io.err });
+      return (await import('./replay.js')).replayCommand(table, v, { config: await configOf(io), out: io.out, err: io.err });
     },
   },
   'remediations list': {
@@ -137,7 +137,7 @@ remediator rules test --alert 'alertname="X",service="y"' [--alert ...] [--resol
         io.err(`unknown remediation ${JSON.stringify(name)} (known: ${[...registry.keys()].sort().join(', ')})`);
         return 2;
       }
-      listRemediations(registry, name, io.out);
+      (await import('./remediations.js')).listRemediations(registry, name, io.out);
       return 0;
     },
   },
@@ -148,7 +148,8 @@ remediator rules test --alert 'alertname="X",service="y"' [--alert ...] [--resol
     options: {},
     positionals: 0,
     async run(_args, io) {
-      const config = loadConfig(io.env);
+      const config = await configOf(io);
+      const [{ default: pg }, { migrate }, { postgresError }] = await Promise.all([import('pg'), import('../store/migrate.js'), import('../core/dependencies.js')]);
       const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });
       try {
         const applied = await migrate(pool, config.DATABASE_SCHEMA).catch((err: unknown) => {
