@@ -32,12 +32,36 @@ function newest(path) {
   return max;
 }
 
+/**
+ * Why dist/ must be (re)built, in words: it was never built (a fresh checkout's first start), or a
+ * source is newer. Undefined when it is current, and always without src/ (an image).
+ * @returns {string | undefined}
+ */
+export function staleBecause() {
+  if (!existsSync(join(root, 'src'))) return undefined;
+  if (!existsSync(stamp)) return 'first start';
+  const built = statSync(stamp).mtimeMs;
+  if (newest(join(root, 'src')) > built) return 'src/ changed since the last build';
+  const changed = inputs.find((f) => newest(join(root, f)) > built);
+  return changed ? `${changed} changed since the last build` : undefined;
+}
+
 /** Whether dist/ must be (re)built: missing, or older than a source. Without src/ (an image), never. */
 export function isStale() {
-  if (!existsSync(join(root, 'src'))) return false;
-  if (!existsSync(stamp)) return true;
-  const built = statSync(stamp).mtimeMs;
-  return newest(join(root, 'src')) > built || inputs.some((f) => newest(join(root, f)) > built);
+  return staleBecause() !== undefined;
+}
+
+/**
+ * Builds, saying so first (tsc takes from a few seconds to a minute, and `npm start` would
+ * otherwise show nothing after "> prestart" all that time) and then how long it took.
+ * @param {string | undefined} why
+ * @param {(line: string) => void} say
+ */
+export function buildSaying(why, say = (line) => process.stderr.write(`${line}\n`)) {
+  say(`remediator: building dist/${why ? ` (${why})` : ''}: compiling src/ with tsc, this can take a minute...`);
+  const t0 = Date.now();
+  build();
+  say(`remediator: built dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 /** Compiles and copies; throws with tsc's output when it fails. */
@@ -57,11 +81,8 @@ export function build() {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const onlyIfStale = process.argv.includes('--if-stale');
   try {
-    if (!onlyIfStale || isStale()) {
-      const t0 = Date.now();
-      build();
-      process.stderr.write(`remediator: built dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-    }
+    const why = staleBecause();
+    if (!onlyIfStale || why) buildSaying(why);
   } catch (err) {
     process.stderr.write(`remediator: ${/** @type {Error} */ (err).message}\n`);
     process.exit(1);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npx remediator ...`: runs the compiled code in dist/, building it first when it is missing or
 // older than src/ (a checkout without `npm run build`). No TypeScript at run time.
-import { build, isStale } from './build.js';
+import { buildSaying, staleBecause } from './build.js';
 
 // `remediator remediations list | head`: once the reader is gone, stop quietly as other
 // command-line tools do, instead of dying on the EPIPE of the next write with a stack trace.
@@ -12,10 +12,10 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-if (isStale()) {
-  process.stderr.write('remediator: building dist/ (npm run build)...\n');
+const why = staleBecause();
+if (why) {
   try {
-    build();
+    buildSaying(why);
   } catch (err) {
     process.stderr.write(`remediator: ${/** @type {Error} */ (err).message}\n`);
     process.exit(1);
@@ -24,7 +24,8 @@ if (isStale()) {
 // Computed specifiers: the type-check (tsconfig.json checks bin/) must not need a built dist/.
 const dist = (/** @type {string} */ file) => new URL(`../dist/${file}`, import.meta.url).href;
 const args = process.argv.slice(2);
-if (args[0] === 'start') {
+// `start --help` is answered by the CLI, like every other command's --help.
+if (args[0] === 'start' && !args.includes('--help') && !args.includes('-h')) {
   await import(dist('main.js'));
 } else {
   /** @type {{ runCli: (argv: string[], io: import('../src/cli.ts').CliIo) => Promise<number> }} */

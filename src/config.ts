@@ -1,9 +1,34 @@
 import { z } from 'zod';
-import { parseDuration } from './core/duration.js';
+import { formatDuration, parseDuration } from './core/duration.js';
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+/** The usual spellings, in any case: true/false, yes/no, on/off, 1/0 (`DRY_RUN=TRUE` is true). */
+const TRUE = ['true', 'yes', 'on', '1'];
+const FALSE = ['false', 'no', 'off', '0', ''];
+const bool = z.string().transform((v, ctx) => {
+  const t = v.trim().toLowerCase();
+  if (TRUE.includes(t)) return true;
+  if (!FALSE.includes(t)) ctx.addIssue({ code: 'custom', message: 'must be true or false (also yes/no, on/off, 1/0, in any case)' });
+  return false;
+});
+
+/**
+ * Milliseconds: a plain number as before (`SHUTDOWN_GRACE=25000`) or a duration (`25s`, `1m30s`).
+ * Whole milliseconds, at least `min`.
+ */
+const millis = (min: number) =>
+  z.string().transform((v, ctx) => {
+    const t = v.trim();
+    const ms = /^\d+$/.test(t) ? Number(t) : parseDuration(t);
+    if (ms === undefined || !Number.isSafeInteger(ms)) {
+      ctx.addIssue({ code: 'custom', message: 'must be milliseconds (25000) or a duration such as 25s or 1m30s' });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${min} ms (${formatDuration(min)})` });
+      return z.NEVER;
+    }
+    return ms;
+  });
 
 /**
  * The environment, parsed once at start. Every variable is documented in the README.
@@ -32,12 +57,12 @@ const envSchema = z.object({
   DRY_RUN: bool.default('false'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
-  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
-  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  HTTP_HEADERS_TIMEOUT_MS: millis(100).default('10000'),
+  HTTP_REQUEST_TIMEOUT_MS: millis(100).default('30000'),
   REMEDIATOR_ROLE: z.enum(['all', 'receiver', 'worker']).default('all'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
-  SHUTDOWN_GRACE: z.coerce.number().int().min(0).default(25_000),
-  WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  SHUTDOWN_GRACE: millis(0).default('25000'),
+  WORKER_LOCK_MS: millis(1000).default('30000'),
   KUBECONFIG: z.string().optional(),
   SLACK_BOT_TOKEN: z.string().min(1).optional(),
   SLACK_API_URL: z.string().url().default('https://slack.com/api/'),

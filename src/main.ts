@@ -1,3 +1,4 @@
+import { startUsage } from './cli/start-usage.js';
 import { ConfigError, loadConfig } from './config.js';
 import { DependencyError } from './core/errors.js';
 import { exitOnSignals, SHUTDOWN_MARGIN_MS } from './lifecycle.js';
@@ -8,8 +9,7 @@ import { startService } from './service.js';
 /** `npm start`: one process with the receiver and the workers (REMEDIATOR_ROLE splits them). */
 async function main(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write('usage: npm start [-- --role all|receiver|worker]   (npx remediator start [--role ...])\n' +
-      '  Configuration is environment variables (README: Configuration); try DRY_RUN=true first.\n');
+    process.stdout.write(`usage: ${startUsage}\n`);
     process.exit(0);
   }
   // `npm start -- --role worker` is the same as REMEDIATOR_ROLE=worker.

@@ -43,6 +43,10 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   // process_cpu_seconds_total, process_resident_memory_bytes, nodejs_eventloop_lag_seconds, nodejs_gc_duration_seconds...
   collectDefaultMetrics({ register: registry });
+  // prom-client also exports these three totals as gauges named like counters, which
+  // `promtool check metrics` refuses ("non-counter metrics should not have _total suffix"). The
+  // same numbers stay, by type: sum(nodejs_active_handles), and so on.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
   const registers = [registry];
   new Gauge({ name: 'remediator_build_info', help: 'Always 1; the labels say which remediator and Node.js run.', labelNames: ['version', 'node_version'], registers })
     .set({ version: version(), node_version: process.version }, 1);

@@ -20,6 +20,7 @@ import { buildNotifiers } from './notifiers/registry.js';
 import { createSlackClient } from './notifiers/slack/client.js';
 import type { Notifier } from './notifiers/types.js';
 import { metricsApp } from './receivers/metrics.js';
+import { sayIfAdminOff } from './receivers/admin-off.js';
 import { fastWebhook } from './receivers/webhook-fast.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { Approvals } from './redis/approvals.js';
@@ -289,6 +290,7 @@ async function startWorkers(c: Core): Promise<void> {
 async function startReceiver(c: Core, reloads: ReloadStatus): Promise<string> {
   const { config, log } = c;
   const prefix = config.QUEUE_PREFIX;
+  sayIfAdminOff(config, log);
   if (!config.WEBHOOK_TOKEN && !config.WEBHOOK_BASIC_AUTH) {
     log.warn('NO WEBHOOK CREDENTIALS CONFIGURED: anyone who can reach this port can trigger remediations. Set WEBHOOK_TOKEN or WEBHOOK_BASIC_AUTH.');
   }

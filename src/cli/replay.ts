@@ -20,23 +20,29 @@ interface Replayed {
   receivedAt: Date;
   /** "rule: outcome" per rule, from the audit; undefined for --file input. */
   before?: string[];
+  /** Per rule that ran then: whether that run was a dry run (the audit's runs.dry_run). */
+  dryThen?: Map<string, boolean>;
 }
 
 /**
- * `remediator rules replay --since 24h | --file payloads.jsonl [--dir DIR] [--json] [--all]`:
+ * `remediator rules replay --since 24h | --file PAYLOADS [--dir DIR] [--json] [--all]`:
  * what the rule table in DIR would have done with past alerts, with today's pauses and
- * quarantines (from Redis) and the new budgets simulated over the replayed sequence. With the audit
- * as source, each alert's outcome then is shown next to the new one; only differences unless --all.
+ * quarantines (from Redis) and the new budgets and cooldowns simulated over the replayed sequence.
+ * With the audit as source, each alert's outcome then is shown next to the new one; only
+ * differences unless --all.
+ *
+ * Nothing here reads the caller's DRY_RUN: whether a run is a dry run is the new rule's `dry_run`,
+ * or what the audit recorded for that alert (the service's DRY_RUN then). Otherwise replaying
+ * the audit of a DRY_RUN service from a shell without it would call every run different.
  */
-export async function replayCommand(table: RuleTable, args: string[], o: { config: Config; out: (l: string) => void; err: (l: string) => void }): Promise<number> {
-  const flag = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const since = flag('--since');
-  const file = flag('--file');
+export async function replayCommand(
+  table: RuleTable,
+  args: { since?: string; file?: string; all?: boolean; json?: boolean },
+  o: { config: Config; out: (l: string) => void; err: (l: string) => void },
+): Promise<number> {
+  const { since, file } = args;
   if ((since === undefined) === (file === undefined)) {
-    o.err('rules replay needs --since DURATION (from the audit) or --file payloads.jsonl (one webhook body per line)');
+    o.err('rules replay needs --since DURATION (from the audit) or --file PAYLOADS (webhook bodies: a JSON array, one body, or one body per line)');
     return 2;
   }
   let items: Replayed[];
@@ -59,32 +65,27 @@ export async function replayCommand(table: RuleTable, args: string[], o: { confi
     o.err(`warning: pauses and quarantines not read from Redis (${err.message}); replaying without them`);
     return { pauses: [] as Pause[], quarantines: [] as Quarantine[] };
   });
-  const used = new Map<string, number[]>(); // budget key -> times of simulated runs
+  const sim = new Simulation(table, state);
   const report = items.map((it) => {
-    const ctx = { groupKey: it.groupKey, receiver: it.receiver, externalURL: it.externalURL, receivedAt: it.receivedAt.toISOString(), dryRun: o.config.DRY_RUN };
+    // A dry run then stays one for the rules that ran; a rule that did not run then gets the
+    // delivery's mode as far as the audit shows it: dry when every run of that alert was.
+    const dryRuns = [...(it.dryThen?.values() ?? [])];
+    const allDry = dryRuns.length > 0 && dryRuns.every(Boolean);
+    const ctx = { groupKey: it.groupKey, receiver: it.receiver, externalURL: it.externalURL, receivedAt: it.receivedAt.toISOString(), dryRun: false };
     const { decisions } = decide(table, it.alert, ctx);
     const after = decisions.map((d) => {
       if (d.kind !== 'enqueue' || !d.job) return d.kind === 'no_match' ? 'no rule matches' : `${d.rule}: ${d.kind.replace('_', ' ')}`;
-      const rule = table.rules.find((r) => r.spec.name === d.rule)!;
-      const job = d.job;
-      const held = heldBy(state, job);
-      if (held) return `${job.rule}: skipped (${held.split(':')[0]})`;
-      const t = it.receivedAt.getTime();
-      const budgets = budgetsFor(rule, table);
-      const spent = budgets.find((b) => (used.get(b.key) ?? []).filter((x) => x > t - b.perMs).length >= b.runs);
-      if (spent) return `${job.rule}: skipped (budget)`;
-      for (const b of budgets) used.set(b.key, [...(used.get(b.key) ?? []), t]);
-      const how = rule.spec.approval?.required ? ' after approval' : '';
-      return `${job.rule}: runs ${job.action}${job.target ? ` on ${job.target}` : ''}${how}${job.dryRun ? ' (dry run)' : ''}`;
+      const dryRun = d.job.dryRun || (it.dryThen?.get(d.job.rule) ?? allDry);
+      return sim.run({ ...d.job, dryRun }, it.receivedAt.getTime());
     });
     return { alert: it.alert, at: it.receivedAt.toISOString(), before: it.before, after };
   });
   const differ = report.filter((r) => r.before && r.before.join('\n') !== r.after.join('\n'));
-  if (args.includes('--json')) {
+  if (args.json) {
     o.out(JSON.stringify({ alerts: report.length, differ: differ.length, report }, null, 2));
     return 0;
   }
-  const shown = args.includes('--all') || file !== undefined ? report : differ;
+  const shown = args.all || file !== undefined ? report : differ;
   for (const r of shown) {
     o.out(`alert ${r.alert.labels.alertname ?? '(no alertname)'} ${r.alert.fingerprint} ${r.alert.status} at ${r.at}`);
     if (r.before) o.out(`  before: ${r.before.join('; ')}`);
@@ -99,6 +100,50 @@ export async function replayCommand(table: RuleTable, args: string[], o: { confi
   return 0;
 }
 
+/**
+ * The worker's checks, in its order, over the replayed sequence instead of Redis and the audit:
+ * the same firing again is the same run (one job id); a cooldown counts runs that acted (a dry
+ * run does not start one); today's pauses and quarantines; budgets (a dry run checks but takes no slot).
+ */
+class Simulation {
+  private readonly outcomes = new Map<string, string>(); // job id -> outcome
+  private readonly used = new Map<string, number[]>(); // budget key -> times of simulated runs
+  private readonly acted = new Map<string, number>(); // rule + target -> time of the last run that acted
+
+  constructor(
+    private readonly table: RuleTable,
+    private readonly state: { pauses: Pause[]; quarantines: Quarantine[] },
+  ) {}
+
+  run(job: { jobId: string; rule: string; action: string; target?: string; dryRun: boolean }, t: number): string {
+    const seen = this.outcomes.get(job.jobId);
+    if (seen) return seen;
+    const outcome = this.decide(job, t);
+    this.outcomes.set(job.jobId, outcome);
+    return outcome;
+  }
+
+  private decide(job: { rule: string; action: string; target?: string; dryRun: boolean }, t: number): string {
+    const rule = this.table.rules.find((r) => r.spec.name === job.rule)!;
+    const cooldown = rule.spec.cooldown;
+    const key = `${job.rule}\n${job.target ?? ''}`;
+    const last = this.acted.get(key);
+    if (cooldown !== undefined && last !== undefined && t - last < cooldown) return `${job.rule}: skipped (cooldown)`;
+    const held = heldBy(this.state, job);
+    if (held) return `${job.rule}: skipped (${held.split(':')[0]})`;
+    const budgets = budgetsFor(rule, this.table);
+    const spent = budgets.find((b) => (this.used.get(b.key) ?? []).filter((x) => x > t - b.perMs).length >= b.runs);
+    if (spent) return `${job.rule}: skipped (budget)`;
+    if (!job.dryRun) {
+      for (const b of budgets) this.used.set(b.key, [...(this.used.get(b.key) ?? []), t]);
+      this.acted.set(key, t);
+    }
+    const how = rule.spec.approval?.required ? ' after approval' : '';
+    return `${job.rule}: runs ${job.action}${job.target ? ` on ${job.target}` : ''}${how}${job.dryRun ? ' (dry run)' : ''}`;
+  }
+}
+
+/** The webhook bodies of a file: a JSON array of them, one (pretty-printed or not), or one per line (JSON lines). */
 async function fromFile(file: string): Promise<Replayed[] | string> {
   let text: string;
   try {
@@ -106,18 +151,30 @@ async function fromFile(file: string): Promise<Replayed[] | string> {
   } catch (err) {
     return `${file}: ${(err as Error).message}`;
   }
-  const out: Replayed[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    if (!lines[i]!.trim()) continue;
-    let body: unknown;
-    try {
-      body = JSON.parse(lines[i]!);
-    } catch (err) {
-      return `${file}:${i + 1}: ${(err as Error).message}`;
+  const bodies: { body: unknown; where: string }[] = [];
+  let whole: unknown;
+  try {
+    whole = JSON.parse(text);
+  } catch {
+    whole = undefined;
+  }
+  if (Array.isArray(whole)) whole.forEach((body, i) => bodies.push({ body, where: `${file}: [${i}]` }));
+  else if (whole !== undefined) bodies.push({ body: whole, where: file });
+  else {
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      if (!lines[i]!.trim()) continue;
+      try {
+        bodies.push({ body: JSON.parse(lines[i]!), where: `${file}:${i + 1}` });
+      } catch (err) {
+        return `${file}:${i + 1}: not JSON (${(err as Error).message}): --file takes a JSON array of webhook bodies, one body, or one body per line`;
+      }
     }
+  }
+  const out: Replayed[] = [];
+  for (const { body, where } of bodies) {
     const hook = webhookSchema.safeParse(body);
-    if (!hook.success) return `${file}:${i + 1}: ${hook.error.issues[0]!.path.join('.') || '(body)'}: ${hook.error.issues[0]!.message}`;
+    if (!hook.success) return `${where}: ${hook.error.issues[0]!.path.join('.') || '(body)'}: ${hook.error.issues[0]!.message}`;
     for (const a of hook.data.alerts) {
       const started = Date.parse(a.startsAt);
       out.push({
@@ -138,7 +195,7 @@ async function fromAudit(config: Config, since: Date): Promise<Replayed[]> {
       `SELECT a.id, a.received_at, a.fingerprint, a.status, a.starts_at, a.ends_at, a.labels, a.annotations, a.generator_url, a.receiver, a.group_key, a.external_url,
               coalesce(json_agg(json_build_object('rule', d.rule, 'decision', d.decision, 'state', r.state, 'reason', r.error_reason, 'action', r.action, 'target', r.target, 'dry_run', r.dry_run) ORDER BY d.id)
                 FILTER (WHERE d.id IS NOT NULL), '[]') AS decisions
-       FROM ${s}.alerts a LEFT JOIN ${s}.decisions d ON d.alert_id = a.id LEFT JOIN ${s}.runs r ON r.job_id = d.job_id AND d.decision = 'enqueued'
+       FROM ${s}.alerts a LEFT JOIN ${s}.decisions d ON d.alert_id = a.id LEFT JOIN ${s}.runs r ON r.job_id = d.job_id AND d.decision IN ('enqueued', 'duplicate')
        WHERE a.received_at >= $1 GROUP BY a.id ORDER BY a.received_at, a.id`,
       [since],
     );
@@ -149,6 +206,7 @@ async function fromAudit(config: Config, since: Date): Promise<Replayed[]> {
       },
       groupKey: r.group_key, receiver: r.receiver, externalURL: r.external_url ?? '', receivedAt: r.received_at,
       before: (r.decisions as Before[]).map(describeBefore),
+      dryThen: new Map((r.decisions as Before[]).filter((d) => d.rule && d.dry_run !== null).map((d) => [d.rule!, d.dry_run!])),
     }));
   } finally {
     await pool.end();
@@ -161,7 +219,8 @@ type Before = { rule: string | null; decision: string; state: string | null; rea
 function describeBefore(d: Before): string {
   if (d.decision === 'no_match') return 'no rule matches';
   if (d.decision !== 'enqueued' && d.decision !== 'duplicate') return `${d.rule}: ${d.decision.replace('_', ' ')}`;
-  if (d.state === 'skipped' && d.reason && d.reason !== 'duplicate' && d.reason !== 'cooldown') return `${d.rule}: skipped (${d.reason})`;
+  // A worker's "duplicate" is the same firing handled by an earlier run: replay sees one run there too.
+  if (d.state === 'skipped' && d.reason && d.reason !== 'duplicate') return `${d.rule}: skipped (${d.reason})`;
   return `${d.rule}: runs ${d.action ?? ''}${d.target ? ` on ${d.target}` : ''}${d.dry_run ? ' (dry run)' : ''}`;
 }
 

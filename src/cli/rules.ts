@@ -4,7 +4,7 @@ import { formatDuration } from '../core/duration.js';
 import { readFile } from 'node:fs/promises';
 import type { Registry } from '../remediations/registry.js';
 import type { AlertInfo } from '../core/alert.js';
-import { loadRules, type RuleTable } from '../rules/load.js';
+import { loadRules, type CompiledRule, type RuleTable } from '../rules/load.js';
 import { formatProblem, sortProblems } from '../rules/problems.js';
 import { missingSecrets, unsetSecrets } from '../rules/secrets.js';
 import { decide } from '../rules/table.js';
@@ -47,7 +47,8 @@ export async function rulesCheck(dir: string, env: NodeJS.ProcessEnv | undefined
 export async function rulesTest(
   source: { file?: string; alerts?: string[]; resolved?: boolean },
   dir: string,
-  json: boolean,
+  /** json: the whole report; all: every rule that does not match, not only the near misses. */
+  show: { json: boolean; all: boolean },
   registry: Registry,
   io: Out,
   /** Today's pauses and quarantines (`--state`, read from Redis); none when not asked. */
@@ -78,11 +79,11 @@ export async function rulesTest(
     const { verdicts, decisions } = decide(table, alert, ctx);
     return {
       alert: { fingerprint: a.fingerprint, status: a.status, labels: a.labels },
-      verdicts,
+      verdicts: verdicts.map((v, i) => ({ ...v, nearMiss: !v.matched && isNearMiss(table.rules[i]!, a.labels) })),
       decisions: decisions.map(({ job, ...d }) => ({ ...d, job: job && { action: job.action, target: job.target, params: job.params, dryRun: job.dryRun }, safety: job && safetyNotes(table, job, state) })),
     };
   });
-  if (json) {
+  if (show.json) {
     io.out(JSON.stringify(report, null, 2));
     return 0;
   }
@@ -97,13 +98,28 @@ export async function rulesTest(
       }
       else io.out(`  MATCH ${d.rule}: ${d.kind.replace('_', ' ')}: ${d.reason}`);
     }
-    for (const v of r.verdicts.filter((x) => !x.matched)) io.out(`  no match ${v.rule}: ${v.reason}`);
+    // With a large table most rules have nothing to do with the alert: by default only the rules
+    // that failed on one matcher (a typo in a label value, a missing label) are worth reading.
+    const misses = r.verdicts.filter((x) => !x.matched);
+    const shown = show.all ? misses : misses.filter((x) => x.nearMiss);
+    for (const v of shown) io.out(`  ${v.nearMiss ? 'near miss' : 'no match'} ${v.rule}: ${v.reason}`);
+    const hidden = misses.length - shown.length;
+    if (hidden > 0) io.out(`  (${hidden} other rule${hidden === 1 ? ' does' : 's do'} not match: --all lists ${hidden === 1 ? 'it' : 'them'})`);
   }
   io.out('(a test only: nothing was enqueued, run or called)');
   return 0;
 }
 
 type SafetyState = Parameters<typeof heldBy>[0];
+
+/**
+ * A near miss: every matcher of the rule but one holds for these labels. A rule with a single
+ * matcher is never one (it would be a near miss of every other alert).
+ */
+function isNearMiss(rule: CompiledRule, labels: Record<string, string>): boolean {
+  const failed = rule.matchers.filter((m) => !m.matches(labels)).length;
+  return failed === 1 && rule.matchers.length > 1;
+}
 
 /** What the safety gates say about a job: held now (with --state), budgets, approval, resolved handling. */
 function safetyNotes(table: RuleTable, job: { rule: string; action: string; target?: string }, state: SafetyState): string[] {

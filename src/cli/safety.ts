@@ -11,18 +11,6 @@ import { decideApproval, lift, OperatorInputError, pause, resume, status, status
 import { cliPool, cliRedis } from './connect.js';
 import { standaloneOperator } from './operator.js';
 
-export const safetyUsage = `  pause <all|rule:NAME|action:NAME|target:NAME> --reason TEXT [--until ISO | --for 30m] [--by NAME] [--force]
-                                stop automation there (runs are recorded as skipped: paused);
-                                a scope no rule table knows is refused unless --force
-  resume <scope> [--by NAME]    lift a pause
-  resume --quarantine RULE@TARGET [--by NAME] [--reason TEXT]
-                                lift a loop quarantine
-  status [--json]               pauses, quarantines, PagerDuty holds, runs held back
-  approve|reject <run id> [--by NAME]   decide a run waiting for approval`;
-
-const COMMANDS = new Set(['pause', 'resume', 'status', 'approve', 'reject']);
-export const isSafetyCommand = (cmd: string | undefined) => cmd !== undefined && COMMANDS.has(cmd);
-
 /** Exit code of pause, resume and status when no live worker reads what was written (see reach.ts). */
 export const NO_LIVE_WORKER = 3;
 

@@ -1,6 +1,6 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { checkAuthorization } from './auth.js';
-import { answerAndClose, bodyErrors, bodyLimit } from './http-edge.js';
+import { answerAndClose, bodyErrors, bodyLimit, hasBody } from './http-edge.js';
 import { acceptDelivery, type AcceptDeps, type Answer } from './webhook-accept.js';
 
 export interface AlertmanagerReceiverDeps extends AcceptDeps {
@@ -39,6 +39,12 @@ export function alertmanagerRouter(deps: AlertmanagerReceiverDeps): Router {
     // Size before type: a declared oversized body is refused before anything waits on it.
     bodyLimit(deps.maxBytes),
     (req, res, next) => {
+      // Checked before the type: req.is() answers "no type" for a request without a body, and a
+      // 415 saying `unsupported content type "application/json": send application/json` helps nobody.
+      if (!hasBody(req)) {
+        res.status(400).json({ error: "empty body: send Alertmanager's webhook JSON (with a Content-Length, or chunked)" });
+        return;
+      }
       if (!req.is('application/json') && !req.is('+json')) {
         res.status(415).json({ error: `unsupported content type ${JSON.stringify(req.headers['content-type'] ?? '')}: send application/json` });
         return;

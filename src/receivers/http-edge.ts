@@ -9,6 +9,15 @@ export function answerAndClose(res: Response, status: number, body: unknown): vo
   res.set('Connection', 'close').status(status).json(body);
 }
 
+/**
+ * Whether the request has a body at all: HTTP/1.1 says one is there only with a Content-Length
+ * or a Transfer-Encoding (RFC 9112 section 6.3). Without either, express' type check reports no
+ * content type, whatever the header says.
+ */
+export function hasBody(req: Request): boolean {
+  return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+}
+
 const tooLarge = (res: Response, maxBytes: number) => answerAndClose(res, 413, { error: `payload larger than ${maxBytes} bytes` });
 
 /**

@@ -3,7 +3,7 @@ import express, { type Express, type Router } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { ident } from '../store/migrate.js';
 import type { Metrics } from '../metrics.js';
 import { withTimeout } from '../core/deadline.js';
@@ -81,12 +81,13 @@ export function registerSharedGauges(m: Metrics) {
 /** Registers the shared gauges and returns what refreshes them; a scrape waits at most about a second on each store. */
 function sharedGauges(m: Metrics, s: SharedState): () => Promise<void> {
   const { jobs, oldest, workers, runs, up } = registerSharedGauges(m);
-  // A count kept in Redis by every worker (src/safety), read at each scrape: a gauge holding a total.
-  const skips = new Gauge({ name: 'remediator_safety_skips_total', help: 'Runs not acted on by a safety gate (paused, quarantined, human_ack, resolved, budget, approval), all processes, from Redis.', labelNames: ['reason'] as const, registers: [m.registry] });
+  // A count kept in Redis by every worker, only ever incremented, read at each scrape: a counter
+  // (its name ends in _total, and promtool refuses a gauge so named), set to the shared total.
+  const skips = new Counter({ name: 'remediator_safety_skips_total', help: 'Runs not acted on by a safety gate (paused, quarantined, human_ack, resolved, budget, approval), all processes, from Redis.', labelNames: ['reason'] as const, registers: [m.registry] });
   const readSkips = async () => {
     const counts = (await s.safetyCounts?.()) ?? {};
     skips.reset();
-    for (const [reason, n] of Object.entries(counts)) skips.set({ reason }, n);
+    for (const [reason, n] of Object.entries(counts)) skips.inc({ reason }, n);
   };
   return async () => {
     const [redisOk, pgOk] = await Promise.all([

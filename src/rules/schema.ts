@@ -3,23 +3,82 @@ import { parseDuration } from '../core/duration.js';
 import { parseMatcher, MatcherError } from './matchers.js';
 import { checkTemplate } from './template.js';
 
-/** A duration written as text ("30s", "10m", "48h"), parsed to milliseconds. */
-export const duration = z.string().transform((s, ctx) => {
-  const ms = parseDuration(s);
-  if (ms === undefined) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `bad duration ${JSON.stringify(s)}: use e.g. 30s, 10m, 1h30m` });
+/** What is wrong with a value that should be a duration (undefined when it is one). */
+function durationProblem(v: unknown): string | undefined {
+  if (typeof v === 'string' && parseDuration(v) !== undefined) return undefined;
+  if (typeof v === 'number') return `bad duration ${v}: a number has no unit: write a duration such as ${v}s (or 10m, 1h30m)`;
+  if (typeof v === 'string') return `bad duration ${JSON.stringify(v)}: use e.g. 30s, 10m, 1h30m`;
+  if (v === undefined) return 'is required: a duration such as 30s, 10m or 1h30m';
+  return `must be a duration such as 30s, 10m or 1h30m, not ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a map' : JSON.stringify(v)}`;
+}
+
+/**
+ * A duration written as text ("30s", "10m", "48h"), parsed to milliseconds. A bare number is
+ * refused with the fix (`verify_timeout: 60` -> "write a duration such as 60s"): its unit would be
+ * a guess, and Prometheus and Alertmanager refuse one too.
+ */
+export const duration = z.unknown().transform((v, ctx) => {
+  const problem = durationProblem(v);
+  if (problem) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
     return z.NEVER;
   }
-  return ms;
+  return parseDuration(v as string)!;
 });
 
-const matcherText = z.string().superRefine((s, ctx) => {
+/**
+ * The same inside a union, already mapped: a refused value is "dirty" rather than aborted, so that
+ * zod reports this message instead of a bare "Invalid input" for the whole union. One transform
+ * only: zod aborts a transform chained on a dirty value.
+ */
+const durationInUnion = <T>(map: (ms: number) => T) =>
+  z.unknown().transform((v, ctx) => {
+    const problem = durationProblem(v);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    return map(problem ? 0 : parseDuration(v as string)!);
+  });
+
+function matcherIssue(s: string): string | undefined {
   try {
     parseMatcher(s);
+    return undefined;
   } catch (err) {
-    if (err instanceof MatcherError) ctx.addIssue({ code: z.ZodIssueCode.custom, message: err.message });
-    else throw err;
+    if (err instanceof MatcherError) return err.message;
+    throw err;
   }
+}
+
+const LIST_FORM = `write a list of matchers, e.g. match: ['alertname="X"', 'severity=~"critical|page"'], or Alertmanager's map form match: { alertname: X }`;
+
+/**
+ * `match:` as Alertmanager's `matchers:` list (`['alertname="X"', ...]`), or as its legacy
+ * `match:` map of label names to exact values (`{ alertname: X, service: y }`), which becomes
+ * `alertname="X"`, `service="y"`. Anything else is refused with both forms shown.
+ */
+const matchList = z.unknown().transform((v, ctx): string[] => {
+  const issue = (message: string, path: (string | number)[] = []) => ctx.addIssue({ code: z.ZodIssueCode.custom, message, path });
+  let list: { text: string; path: (string | number)[] }[];
+  if (Array.isArray(v)) {
+    list = v.map((m, i) => ({ text: m, path: [i] }));
+    v.forEach((m, i) => typeof m !== 'string' && issue(`must be a matcher written as text such as 'alertname="X"', not ${JSON.stringify(m)}`, [i]));
+    list = list.filter((m) => typeof m.text === 'string');
+  } else if (v !== null && typeof v === 'object') {
+    list = [];
+    for (const [name, value] of Object.entries(v)) {
+      // Alertmanager's map form takes exact values; YAML may read 500 or true, which mean the text.
+      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') issue(`must be the label's exact value, not ${value === null ? 'null' : 'a list or map'}`, [name]);
+      else list.push({ text: `${name}=${JSON.stringify(String(value))}`, path: [name] });
+    }
+  } else {
+    issue(`must be a list of matchers, not ${typeof v === 'string' ? 'one string' : JSON.stringify(v)}: ${LIST_FORM}`);
+    return [];
+  }
+  if ((Array.isArray(v) ? v : Object.keys(v as object)).length === 0) issue(`needs at least one matcher: ${LIST_FORM}`);
+  for (const m of list) {
+    const problem = matcherIssue(m.text);
+    if (problem) issue(problem, m.path);
+  }
+  return list.map((m) => m.text);
 });
 
 const templated = z.string().min(1).superRefine((s, ctx) => {
@@ -63,9 +122,10 @@ export const notifySchema = z
   })
   .strict();
 
+// The map first: a map with a bad field reports that field, anything else the duration's message.
 const backoffSchema = z.union([
-  duration.transform((delay) => ({ type: 'exponential' as const, delay })),
-  z.object({ type: z.enum(['exponential', 'fixed']), delay: duration }).strict(),
+  z.object({ type: z.enum(['exponential', 'fixed']), delay: durationInUnion((ms) => ms) }).strict(),
+  durationInUnion((delay) => ({ type: 'exponential' as const, delay })),
 ]);
 
 /** A sliding-window run budget: at most `runs` runs in any window of `per`. */
@@ -95,7 +155,7 @@ export const ruleSchema = z
     description: z.string().optional(),
     /** Where the on-call runbook for this alert is: a link in Slack and in the PagerDuty page (else the alert's runbook_url annotation). */
     runbook_url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL').optional(),
-    match: z.array(matcherText).min(1, 'needs at least one matcher'),
+    match: matchList,
     when: z.enum(['firing', 'resolved']).default('firing'),
     action: z.string().min(1),
     target: templated.optional(),

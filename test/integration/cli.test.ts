@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { DATABASE_URL } from '../helpers/pg.js';
+import { commands } from '../../src/cli/commands.js';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '../..');
@@ -49,13 +50,50 @@ test('rules test explains matches, the job each would enqueue, and every non-mat
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /alert LabAlwaysFiring [0-9a-f]+ \(firing\)/);
   assert.match(r.stdout, /MATCH always-notify: would enqueue notify params=\{"instructions":"checkout in shop"\}/);
-  assert.match(r.stdout, /no match only-prod: env="prod" failed: label env is missing/);
+  assert.match(r.stdout, /near miss only-prod: env="prod" failed: label env is missing/);
   const json = await cli(['rules', 'test', 'test/fixtures/alertmanager/06-prometheus-firing.json', '--dir', 'test/fixtures/rules-test', '--json']);
   const report = JSON.parse(json.stdout);
   assert.equal(report[0].decisions[0].kind, 'enqueue');
   assert.deepEqual(report[0].decisions[0].job.params, { instructions: 'checkout in shop' });
   const missing = await cli(['rules', 'test']);
   assert.equal(missing.code, 2);
+});
+
+test('rules test shows the matches and the near misses (one matcher failed); --all every rule that does not match', async () => {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(join(tmpdir(), 'remediator-near-'));
+  const rule = (name: string, match: string[]) => [`  - name: ${name}`, `    match: [${match.map((m) => `'${m}'`).join(', ')}]`, '    action: notify'];
+  try {
+    await writeFile(join(dir, 'r.yml'), ['rules:',
+      ...rule('hit', ['alertname="Disk"', 'severity="page"']),
+      ...rule('typo', ['alertname="Disk"', 'severity="pgae"']),
+      ...rule('other-alert', ['alertname="Cpu"', 'severity="warn"']),
+      ...rule('only-name', ['alertname="Memory"']),
+      ...Array.from({ length: 20 }, (_, i) => rule(`unrelated-${i}`, [`alertname="Other${i}"`, 'team="x"'])).flat(),
+      ''].join('\n'));
+    const r = await cli(['rules', 'test', '--alert', 'alertname="Disk",severity="page"', '--dir', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.deepEqual(lines.slice(1), [
+      '  MATCH hit: would enqueue notify params={}',
+      '  near miss typo: severity="pgae" failed: severity is "page"',
+      '  (22 other rules do not match: --all lists them)',
+      '(a test only: nothing was enqueued, run or called)',
+    ]);
+    const all = await cli(['rules', 'test', '--alert', 'alertname="Disk",severity="page"', '--dir', dir, '--all']);
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, /^ {2}near miss typo: /m);
+    assert.match(all.stdout, /^ {2}no match other-alert: alertname="Cpu" failed: alertname is "Disk"$/m);
+    assert.match(all.stdout, /^ {2}no match only-name: alertname="Memory" failed: alertname is "Disk"$/m);
+    assert.equal(all.stdout.match(/^ {2}no match unrelated-/gm)?.length, 20);
+    assert.doesNotMatch(all.stdout, /other rules? do(es)? not match/);
+    const json = JSON.parse((await cli(['rules', 'test', '--alert', 'alertname="Disk",severity="page"', '--dir', dir, '--json'])).stdout);
+    assert.equal(json[0].verdicts.length, 24, '--json has every rule');
+    assert.deepEqual(json[0].verdicts.filter((v: { nearMiss: boolean }) => v.nearMiss).map((v: { rule: string }) => v.rule), ['typo']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('remediations list shows every remediation with params and permissions', async () => {
@@ -102,6 +140,12 @@ test('npm start entry point: starts with one line, then SIGTERM shuts down clean
     assert.match(child.output(), /"msg":"remediator started".*"rules":\d+/);
     const health = await fetch(`${child.url}/healthz`);
     assert.equal(health.status, 200);
+    // No ADMIN_TOKEN: one line says what is off, before "remediator started".
+    const lines = child.output().split('\n');
+    const off = lines.findIndex((l) => /"level":"info".*"msg":"status page \(\/ui\) and admin API \(\/api\) are off: neither ADMIN_TOKEN nor VIEWER_TOKEN is set"/.test(l));
+    assert.ok(off >= 0 && off < lines.findIndex((l) => /"msg":"remediator started"/.test(l)), child.output());
+    assert.equal((await fetch(`${child.url}/ui`)).status, 403);
+    assert.equal((await fetch(`${child.url}/api/runs`)).status, 403);
   } finally {
     const code = await child.stop('SIGTERM');
     assert.equal(code, 0, child.output());
@@ -110,6 +154,30 @@ test('npm start entry point: starts with one line, then SIGTERM shuts down clean
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await pool.end();
     await dropPrefix(REDIS_URL, prefix);
+  }
+});
+
+test('with ADMIN_TOKEN set, and in a worker-only process, nothing is said about the admin API; with VIEWER_TOKEN only, that it is read-only', async () => {
+  const { startRemediator } = await import('../helpers/process.js');
+  const { dropPrefix, REDIS_URL } = await import('../helpers/service.js');
+  const id = Date.now().toString(36);
+  const base = { PORT: '0', HOST: '127.0.0.1', DATABASE_URL, REDIS_URL, DATABASE_SCHEMA: `admin_${id}`, QUEUE_PREFIX: `admin-${id}`, RULES_DIR: 'rules', WEBHOOK_TOKEN: 'x', SHUTDOWN_GRACE: '2000' };
+  try {
+    for (const env of [{ ...base, ADMIN_TOKEN: 'a'.repeat(32) }, { ...base, REMEDIATOR_ROLE: 'worker' }]) {
+      const child = await startRemediator(env);
+      await child.stop('SIGTERM');
+      assert.match(child.output(), /"msg":"remediator started"/);
+      assert.doesNotMatch(child.output(), /admin API/);
+    }
+    // A viewer token only: read-only, and said so.
+    const viewer = await startRemediator({ ...base, VIEWER_TOKEN: 'v'.repeat(32) });
+    await viewer.stop('SIGTERM');
+    assert.match(viewer.output(), /"msg":"status page \(\/ui\) and admin API \(\/api\) are read-only: ADMIN_TOKEN is not set \(pause, resume, lift and approve need it\)"/);
+  } finally {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL });
+    await pool.query(`DROP SCHEMA IF EXISTS "admin_${id}" CASCADE`);
+    await pool.end();
+    await dropPrefix(REDIS_URL, `admin-${id}`);
   }
 });
 
@@ -170,16 +238,41 @@ test('a change to the rules files and SIGHUP reload the table; a bad reload keep
   }
 });
 
-test('--help exits 0 with the usage on stdout; no command or a bad option exits 2 with it on stderr', async () => {
-  for (const args of [['--help'], ['-h'], ['help'], ['rules', '--help'], ['rules', 'check', '--help'], ['rules', 'test', '-h'], ['remediations', 'list', '--help'], ['numbers', '--help']]) {
+test('--help works on every command and subcommand, before anything connects; no command or a bad option exits 2', async () => {
+  // Every command, as the overview lists them; the overview is built from the one table runCli
+  // dispatches through, and must list exactly that table.
+  const help = await cli(['--help']);
+  assert.equal(help.code, 0, help.stderr);
+  const listed = [...help.stdout.matchAll(/^ {2}([a-z]+(?: [a-z]+)?)(?= |$)/gm)].map((m) => m[1]!);
+  assert.deepEqual([...listed].sort(), Object.keys(commands).sort(), 'the overview lists every command');
+  for (const group of ['rules', 'numbers', 'remediations']) assert.ok(listed.some((n) => n.startsWith(`${group} `)), group);
+  // Help must not need the dependencies: both point at a closed port.
+  const { freePort } = await import('../helpers/process.js');
+  const down = await freePort();
+  const env = { DATABASE_URL: `postgres://postgres@127.0.0.1:${down}/postgres`, REDIS_URL: `redis://127.0.0.1:${down}`, RULES_DIR: 'test/fixtures/rules-invalid' };
+  // Every command three ways, three processes at a time (help loads nothing but the command table).
+  const cases = listed.flatMap((name) => [[...name.split(' '), '--help'], [...name.split(' '), '-h'], ['help', ...name.split(' ')]].map((args) => ({ name, args })));
+  for (let i = 0; i < cases.length; i += 3) {
+    await Promise.all(cases.slice(i, i + 3).map(async ({ name, args }) => {
+      const r = await cli(args, env);
+      const what = args.join(' ');
+      assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+      assert.ok(r.stdout.startsWith(`usage: remediator ${name} `) || r.stdout.startsWith(`usage: remediator ${name}\n`), `${what}:\n${r.stdout}`);
+      assert.equal(r.stderr, '', what);
+    }));
+  }
+  // A help flag among other arguments still only prints the usage.
+  const mid = await cli(['pause', 'all', '--reason', 'x', '--help'], env);
+  assert.equal(mid.code, 0, mid.stderr);
+  assert.match(mid.stdout, /^usage: remediator pause /);
+  for (const args of [['-h'], ['help'], ['rules', '--help'], ['numbers', '--help']]) {
     const r = await cli(args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stdout, /usage: remediator/, args.join(' '));
+    assert.match(r.stdout, /^usage: remediator/, args.join(' '));
     assert.equal(r.stderr, '', args.join(' '));
   }
-  const start = await cli(['start', '--help']);
-  assert.equal(start.code, 0, 'prints the usage instead of starting the service');
-  assert.match(start.stdout, /^usage: npm start \[-- --role all\|receiver\|worker\]/);
+  const group = await cli(['numbers', '--help']);
+  for (const sub of ['add', 'list', 'disable', 'enable']) assert.match(group.stdout, new RegExp(`^usage: remediator numbers ${sub} `, 'm'));
   const none = await cli([]);
   assert.equal(none.code, 2);
   assert.equal(none.stdout, '');
@@ -188,16 +281,23 @@ test('--help exits 0 with the usage on stdout; no command or a bad option exits 
   assert.equal(bad.code, 2);
   assert.equal(bad.stdout, '');
   assert.match(bad.stderr, /^remediator rules check: Unknown option '--bogus'/);
+  const badReplay = await cli(['rules', 'replay', '--sinc', '1h']);
+  assert.equal(badReplay.code, 2);
+  assert.match(badReplay.stderr, /^remediator rules replay: Unknown option/);
   const unknown = await cli(['rules', 'frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /^unknown command "rules frobnicate"/);
-  const nums = await cli(['numbers', 'frobnicate'], { DATABASE_URL, DATABASE_SCHEMA: `clinum_help_${process.pid}` });
+  const nums = await cli(['numbers', 'frobnicate']);
   assert.equal(nums.code, 2);
-  assert.equal(nums.stdout, '', 'numbers errors go to stderr');
-  assert.match(nums.stderr, /^error: unknown numbers command "frobnicate"/);
-  const pool = new pg.Pool({ connectionString: DATABASE_URL });
-  await pool.query(`DROP SCHEMA IF EXISTS "clinum_help_${process.pid}" CASCADE`);
-  await pool.end();
+  assert.equal(nums.stdout, '', 'errors go to stderr');
+  assert.match(nums.stderr, /^unknown command "numbers frobnicate"\nusage: remediator numbers add /);
+});
+
+test('npm start -- --help prints the same usage as remediator start --help, and starts nothing', async () => {
+  const viaCli = await cli(['start', '--help']);
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', '--help'], { cwd: root });
+  assert.match(viaCli.stdout, /^usage: remediator start \[--role all\|receiver\|worker\]/);
+  assert.equal(stdout, viaCli.stdout);
 });
 
 test('remediations list | head: the closed pipe ends the command quietly (exit 0, no EPIPE stack)', async () => {
@@ -235,7 +335,7 @@ test('rules test --alert builds the webhook from a label set; a bad label set ex
   // The fingerprint Alertmanager would give this label set.
   assert.match(r.stdout, /^alert LabAlwaysFiring [0-9a-f]{16} \(firing\) \{alertname="LabAlwaysFiring",severity="critical",deployment="checkout",namespace="shop"\}$/m);
   assert.match(r.stdout, /MATCH always-notify: would enqueue notify params=\{"instructions":"checkout in shop"\}/);
-  assert.match(r.stdout, /no match only-prod: env="prod" failed: label env is missing/);
+  assert.match(r.stdout, /near miss only-prod: env="prod" failed: label env is missing/);
   const json = JSON.parse((await cli(['rules', 'test', '--alert', `{${labels}}`, '--alert', 'alertname="Other"', '--resolved', '--dir', 'test/fixtures/rules-test', '--json'])).stdout);
   assert.equal(json.length, 2);
   assert.equal(json[0].alert.status, 'resolved');
@@ -344,4 +444,14 @@ test('migrate with PostgreSQL down names it, DATABASE_URL and the fix (exit 1)',
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`^error: PostgreSQL at postgres://postgres@127\\.0\\.0\\.1:${port}/postgres \\(DATABASE_URL\\) is not reachable: connect ECONNREFUSED`, 'm'));
   assert.match(r.stderr, /^ {2}fix: start PostgreSQL, or set DATABASE_URL to where it runs$/m);
+});
+
+test('pause, resume and status with Redis down name it, REDIS_URL and the fix (exit 1), without a stack', async () => {
+  const { freePort } = await import('../helpers/process.js');
+  const port = await freePort();
+  for (const args of [['status'], ['pause', 'all', '--reason', 'x'], ['resume', 'all']]) {
+    const r = await cli(args, { REDIS_URL: `redis://127.0.0.1:${port}` });
+    assert.equal(r.code, 1, args.join(' '));
+    assert.equal(r.stderr, `error: Redis at redis://127.0.0.1:${port} (REDIS_URL) is not reachable: connect ECONNREFUSED 127.0.0.1:${port}\n  fix: start Redis, or set REDIS_URL to where it runs\n`, args.join(' '));
+  }
 });

@@ -33,6 +33,17 @@ async function finalStage() {
   };
 }
 
+test('the image runs the Node.js major the tests run on (and the README says is tested)', async () => {
+  const dockerfile = await readFile(join(root, 'Dockerfile'), 'utf8');
+  const arg = /^ARG NODE_VERSION=(\d+)$/m.exec(dockerfile)?.[1];
+  assert.ok(arg, 'the Dockerfile pins NODE_VERSION to a major');
+  const froms = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]!);
+  assert.ok(froms.length >= 2 && froms.every((f) => f.startsWith('node:${NODE_VERSION}-')), `every stage uses NODE_VERSION: ${froms.join(', ')}`);
+  assert.equal(arg, process.versions.node.split('.')[0], `the Dockerfile builds on Node ${arg}, the tests run on ${process.version}`);
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  assert.match(readme, new RegExp(`Tested on Node\\.js ${arg}\\b`));
+});
+
 /**
  * Docker is not on this machine and no image can be pulled, so this repeats the Dockerfile's final
  * stage by hand: the files it copies, `npm ci --omit=dev`, the ENTRYPOINT and the HEALTHCHECK.

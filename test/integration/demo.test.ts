@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import pg from 'pg';
+import { SafetyState } from '../../src/redis/safety-state.js';
 import { DATABASE_URL } from '../helpers/pg.js';
 import { freePort } from '../helpers/process.js';
 import { dropPrefix, REDIS_URL } from '../helpers/service.js';
@@ -48,6 +51,51 @@ test('npm run demo: one alert through a real remediator to a local stand-in, out
     const states = (await pool.query(`SELECT state FROM "demo_${id}".runs ORDER BY queued_at`)).rows.map((x) => x.state);
     assert.deepEqual(states, ['succeeded', 'dry_run']);
   } finally {
+    await pool.query(`DROP SCHEMA IF EXISTS "demo_${id}" CASCADE`);
+    await pool.end();
+    await dropPrefix(REDIS_URL, `demo-${id}`);
+  }
+});
+
+test('npm run demo succeeds however often it is run (6 in a row on one schema and prefix); its last line names a README section that exists', async () => {
+  const id = `${process.pid}_${Date.now().toString(36)}`;
+  const env = { DATABASE_URL, REDIS_URL, DATABASE_SCHEMA: `demo_${id}`, QUEUE_PREFIX: `demo-${id}` };
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  const headings = new Set([...readme.matchAll(/^#{2,4} (.+)$/gm)].map((m) => m[1]!.trim()));
+  try {
+    for (let i = 1; i <= 6; i++) {
+      const r = await demo(env);
+      assert.equal(r.code, 0, `run ${i}:\n${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /^ {3}=> succeeded after 1 attempt/m, `run ${i}`);
+      const last = r.stdout.trimEnd().split('\n').at(-1)!;
+      const section = /README\.md, "([^"]+)"/.exec(last)?.[1];
+      assert.ok(section && headings.has(section), `run ${i}: the last line names a README section that exists: ${last}`);
+      // The printed CLI command carries the demo's prefix and schema, so it sees the demo's state.
+      assert.match(r.stdout, new RegExp(`^ {3}QUEUE_PREFIX=demo-${id} DATABASE_SCHEMA=demo_${id} npx remediator status`, 'm'));
+    }
+    const states = (await pool.query(`SELECT state FROM "demo_${id}".runs ORDER BY queued_at`)).rows.map((x) => x.state);
+    assert.deepEqual(states, Array(6).fill('succeeded'));
+  } finally {
+    await pool.query(`DROP SCHEMA IF EXISTS "demo_${id}" CASCADE`);
+    await pool.end();
+    await dropPrefix(REDIS_URL, `demo-${id}`);
+  }
+});
+
+test('npm run demo after a quarantine of its rule (an earlier version of it left one): lifted first, said, exit 0', async () => {
+  const id = `${process.pid}_${Date.now().toString(36)}`;
+  const env = { DATABASE_URL, REDIS_URL, DATABASE_SCHEMA: `demo_${id}`, QUEUE_PREFIX: `demo-${id}` };
+  const redis = new Redis(REDIS_URL);
+  try {
+    await new SafetyState(redis, env.QUEUE_PREFIX).quarantine({ rule: 'demo-breaker-open', target: 'demo-breaker', at: new Date().toISOString(), runs: ['a', 'b', 'c'], reason: '3 ineffective fixes in a row' });
+    const r = await demo(env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ {3}\(lifted the quarantine an earlier demo left on demo-breaker-open@demo-breaker: /m);
+    assert.equal(await new SafetyState(redis, env.QUEUE_PREFIX).quarantined('demo-breaker-open', 'demo-breaker'), undefined);
+  } finally {
+    redis.disconnect();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
     await pool.query(`DROP SCHEMA IF EXISTS "demo_${id}" CASCADE`);
     await pool.end();
     await dropPrefix(REDIS_URL, `demo-${id}`);

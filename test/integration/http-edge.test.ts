@@ -65,6 +65,19 @@ describe('webhook HTTP edge: compressed bodies, size, credentials', () => {
     assert.match(JSON.parse(r.body).error, /compress/);
   });
 
+  test('no body at all (no Content-Length, not chunked) is a 400 that says so, not a 415 contradicting itself', async () => {
+    const r = await exchange(svc.url, webhookHead({}));
+    assert.equal(r.status, 400, r.body);
+    assert.deepEqual(JSON.parse(r.body), { error: "empty body: send Alertmanager's webhook JSON (with a Content-Length, or chunked)" });
+    // Content-Length: 0 is a body, an empty one: refused as the JSON it is not.
+    const zero = await exchange(svc.url, webhookHead({ 'content-length': 0 }));
+    assert.equal(zero.status, 400, zero.body);
+    assert.doesNotMatch(zero.body, /content type/);
+    // A wrong type with a body keeps its 415.
+    const text = await exchange(svc.url, webhookHead({ 'content-type': 'text/plain', 'content-length': 2 }), 'hi');
+    assert.equal(text.status, 415, text.body);
+  });
+
   test('a declared 10 GiB body gets 413 at once and the server closes the connection', async () => {
     const c = await RawClient.open(svc.url);
     try {

@@ -124,3 +124,39 @@ test('every secret a target or rule names is listed with its place; unset ones a
   assert.match(missing[0]!.message, /^environment variable B_TOKEN is not set: runs that need it fail with reason missing_secret$/);
   assert.match(missing[2]!.message, /^environment variable OPS_PD_KEY is not set: PagerDuty events of this rule are not sent$/);
 });
+
+test("match: Alertmanager's legacy map form is exact matchers, values taken as written", () => {
+  const table = compileRules([{
+    file: 'm.yml',
+    text: [
+      'rules:',
+      '  - name: m',
+      '    match: { alertname: Disk, code: 500, note: \'say "hi" \\ é\' }',
+      '    action: notify',
+      '',
+    ].join('\n'),
+  }], registry);
+  const rule = table.rules[0]!;
+  assert.deepEqual(rule.spec.match, ['alertname="Disk"', 'code="500"', 'note="say \\"hi\\" \\\\ é"']);
+  assert.deepEqual(rule.matchers.map((m) => [m.name, m.type, m.value]), [['alertname', '=', 'Disk'], ['code', '=', '500'], ['note', '=', 'say "hi" \\ é']]);
+  assert.ok(rule.matchers.every((m) => m.matches({ alertname: 'Disk', code: '500', note: 'say "hi" \\ é' })));
+  assert.ok(!rule.matchers.every((m) => m.matches({ alertname: 'Disk', code: '501', note: 'say "hi" \\ é' })));
+});
+
+test('backoff: a bare number or a bad map field says how to write it; an unknown key lists the allowed ones', () => {
+  const problems = (backoff: string) => {
+    try {
+      compileRules([{ file: 'b.yml', text: `rules:\n  - name: b\n    match: ['alertname="X"']\n    action: notify\n    backoff: ${backoff}\n` }], registry);
+      return [];
+    } catch (err) {
+      return (err as RuleLoadError).problems;
+    }
+  };
+  assert.deepEqual(problems('{ type: fixed, delay: 5 }'), ['b.yml:5:36: rule "b": backoff.delay: bad duration 5: a number has no unit: write a duration such as 5s (or 10m, 1h30m)']);
+  assert.deepEqual(problems('{ type: fixed, dealy: 5s }'), [
+    'b.yml:5:14: rule "b": backoff.delay: is required: a duration such as 30s, 10m or 1h30m',
+    'b.yml:5:29: rule "b": backoff.dealy: unknown key (did you mean "delay"?)',
+  ]);
+  assert.deepEqual(problems('[5s]'), ['b.yml:5:14: rule "b": backoff: must be a duration such as 30s, 10m or 1h30m, not a list']);
+  assert.deepEqual(problems('{ type: fixed, delay: 5s }'), []);
+});
