@@ -51,6 +51,12 @@ export interface StormOptions {
   rules?: string;
   /** Runs the rules should make (default: one per alert). */
   expectedRuns?: number;
+  /** `breaker`: a breaker-reset rule on `targets` declared breakers of a fast fake (default: the `notify` rule). */
+  action?: 'notify' | 'breaker';
+  /** Declared breaker targets the alerts are spread over (action breaker; default 100). */
+  targets?: number;
+  /** Canaries: alerts of another rule fired one by one during the storm; their webhook-to-start is the fairness figure. */
+  canaries?: number;
 }
 
 export interface StormResult {
@@ -78,20 +84,30 @@ export interface StormResult {
   startRss: Record<string, number>;
   /** What the fault's own check found (notifications caught up, ...). */
   note?: string;
+  /** PostgreSQL statements per run, all processes (remediator_postgres_statements_total, after start-up). */
+  statementsPerRun?: number;
+  /** Webhook-to-start of the canaries (another rule, fired during the storm), ms. */
+  canary?: { n: number; p50: number; p99: number; max: number };
+  /** Resets the fake breaker received (action breaker). */
+  resets?: number;
 }
 
 export interface Proc {
   name: string;
   child: ChildProcess;
   url?: string;
+  /** Where its /metrics answer (the webhook port, or METRICS_PORT for a worker). */
+  metricsUrl?: string;
   maxRss: number;
   startRss: number;
   out: string;
 }
 
-async function startProc(name: string, env: Record<string, string>): Promise<Proc> {
+export async function startProc(name: string, env: Record<string, string>): Promise<Proc> {
   // The compiled service, as `npm start` and the container run it (built first when stale).
-  const child = spawn(process.execPath, ['dist/main.js'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_NODE_ARGS: extra node flags for the processes under test (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...extra, 'dist/main.js'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const p: Proc = { name, child, maxRss: 0, startRss: 0, out: '' };
   await new Promise<void>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`${name} not started in 60 s:\n${p.out.slice(-4000)}`)), 60_000);
@@ -100,6 +116,7 @@ async function startProc(name: string, env: Record<string, string>): Promise<Pro
       const m = /"msg":"remediator started".*?"listening":"(http:[^"]+)"/.exec(p.out);
       if (m || /"msg":"remediator started"/.test(p.out)) {
         p.url = m?.[1];
+        p.metricsUrl = m?.[1] ?? /"msg":"remediator started".*?"metrics":"(http:[^"]+)"/.exec(p.out)?.[1];
         clearTimeout(timer);
         ok();
       }
@@ -111,7 +128,7 @@ async function startProc(name: string, env: Record<string, string>): Promise<Pro
   return p;
 }
 
-async function rssMiB(pid: number): Promise<number> {
+export async function rssMiB(pid: number): Promise<number> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
@@ -120,7 +137,7 @@ async function rssMiB(pid: number): Promise<number> {
   }
 }
 
-async function stop(p: Proc): Promise<void> {
+export async function stop(p: Proc): Promise<void> {
   if (p.child.exitCode !== null || p.child.signalCode !== null) return;
   const exited = new Promise((r) => p.child.once('exit', r));
   p.child.kill('SIGTERM');
@@ -136,7 +153,7 @@ function deliveries(o: StormOptions, runId: string, startsAt: string): string[][
     const alerts = [];
     for (let i = g * o.perDelivery; i < Math.min(o.alerts, (g + 1) * o.perDelivery); i++) {
       alerts.push({
-        status: 'firing', labels: { alertname: 'StormAlert', instance: `host-${i}`, severity: 'page' }, annotations: { summary: `storm ${i}` },
+        status: 'firing', labels: { alertname: 'StormAlert', instance: `host-${i}`, shard: String(i % (o.targets ?? 100)), severity: 'page' }, annotations: { summary: `storm ${i}` },
         startsAt, endsAt: '0001-01-01T00:00:00Z', generatorURL: '', fingerprint: runId + i.toString(16).padStart(8, '0'),
       });
     }
@@ -191,11 +208,14 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
   // In a cluster every key of one prefix must share a {hash tag}.
   const prefix = o.env?.REDIS_CLUSTER_NODES ? `{storm-${id}}` : `storm-${id}`;
   const rulesDir = await mkdtemp(join(tmpdir(), 'remediator-storm-rules-'));
-  await writeFile(join(rulesDir, 'storm.yml'), o.rules ?? `rules:\n  - name: storm-notify\n    match: ['alertname="StormAlert"']\n    action: notify\n    params: { instructions: "look at {{ labels.instance }}" }\n`);
+  const breaker = o.action === 'breaker' ? await fastBreaker() : undefined;
+  await writeFile(join(rulesDir, 'storm.yml'), o.rules ?? (breaker ? breakerRules(breaker.url, o.targets ?? 100) : `rules:\n  - name: storm-notify\n    match: ['alertname="StormAlert"']\n    action: notify\n    params: { instructions: "look at {{ labels.instance }}" }\n`));
+  await writeFile(join(rulesDir, 'canary.yml'), `rules:\n  - name: canary\n    match: ['alertname="StormCanary"']\n    action: notify\n`);
   if (isStale()) build();
   const env = {
     HOST: '127.0.0.1', PORT: '0', REDIS_URL: o.redisUrl, DATABASE_URL: o.databaseUrl, DATABASE_SCHEMA: schema, QUEUE_PREFIX: prefix,
-    RULES_DIR: rulesDir, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(o.concurrency), SHUTDOWN_GRACE: '5000', METRICS_PORT: '0', ...o.env,
+    RULES_DIR: rulesDir, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(o.concurrency), SHUTDOWN_GRACE: '5000', METRICS_PORT: '0',
+    BREAKER_TOKEN: 'storm-breaker-token', ...o.env,
   };
   const procs: Proc[] = [];
   const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 2 });
@@ -213,9 +233,25 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     }, 200);
     const urls = procs.filter((p) => p.url).map((p) => p.url!);
     const runId = id;
+    const statementsBefore = await statements(procs);
     const t0 = Date.now();
     const fault = o.fault && new Promise<void>((r) => setTimeout(r, o.fault!.atMs)).then(() => o.fault!.run(procs));
+    let sending = true;
+    // Canaries: another rule's alerts, one every 250 ms while the storm is sent and worked off.
+    const canaries = (async () => {
+      for (let i = 0; i < (o.canaries ?? 0); i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        const body = JSON.stringify({
+          version: '4', groupKey: `{}:{alertname="StormCanary",i="${i}"}`, truncatedAlerts: 0, status: 'firing', receiver: 'remediate', groupLabels: {}, commonLabels: {},
+          commonAnnotations: {}, externalURL: '', alerts: [{ status: 'firing', labels: { alertname: 'StormCanary', i: String(i) }, annotations: {}, startsAt: new Date().toISOString(),
+            endsAt: '0001-01-01T00:00:00Z', generatorURL: '', fingerprint: `cafe${runId}${i.toString(16).padStart(4, '0')}` }],
+        });
+        await send([urls[i % urls.length]!], [[body]], 1);
+        if (!sending && i >= 3) break;
+      }
+    })();
     const sent = await send(urls, deliveries(o, runId, new Date(t0 - 60_000).toISOString()), o.connections, o.pace);
+    sending = false;
     await fault;
     const sendSeconds = (sent.lastAnswer - t0) / 1000;
     // Done when every alert has a finished run and nothing moved for a few seconds.
@@ -238,7 +274,14 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
         max(extract(epoch FROM started_at - queued_at))::float8 * 1000 AS max
       FROM "${schema}".runs WHERE fingerprint LIKE '${runId}%'`);
     // Doubled: a second run for one alert. Re-runs: a run whose attempt started twice.
-    const [started] = await q(`SELECT count(*)::int AS n FROM "${schema}".run_events WHERE state = 'running'`);
+    const [started] = await q(`SELECT count(*)::int AS n FROM "${schema}".run_events e JOIN "${schema}".runs r USING (job_id) WHERE e.state = 'running' AND r.fingerprint LIKE '${runId}%'`);
+    await canaries;
+    const [canary] = await q(`SELECT count(*)::int AS n,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - queued_at)) * 1000 AS p50,
+        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - queued_at)) * 1000 AS p99,
+        max(extract(epoch FROM started_at - queued_at))::float8 * 1000 AS max
+      FROM "${schema}".runs WHERE rule = 'canary' AND started_at IS NOT NULL`);
+    const statementsAfter = await statements(procs);
     const workers = o.mode === 'all' ? 1 : 2;
     const busySeconds = (counts.last_end - counts.first_start) / 1000;
     return {
@@ -250,6 +293,9 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
       rss: Object.fromEntries(procs.map((p) => [p.name, Math.round(p.maxRss)])),
       startRss: Object.fromEntries(procs.map((p) => [p.name, p.startRss])),
       note: o.fault?.check ? await o.fault.check(q, schema) : undefined,
+      statementsPerRun: statementsBefore !== undefined && statementsAfter !== undefined ? (statementsAfter - statementsBefore) / Math.max(1, counts.runs + canary.n) : undefined,
+      ...(canary.n ? { canary: { n: canary.n, p50: canary.p50, p99: canary.p99, max: canary.max } } : {}),
+      ...(breaker ? { resets: breaker.resets() } : {}),
     };
   } finally {
     clearInterval(sampler);
@@ -270,7 +316,51 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     }
     r.disconnect();
     await rm(rulesDir, { recursive: true, force: true });
+    await breaker?.close();
   }
+}
+
+/** remediator_postgres_statements_total summed over the processes, or undefined when one did not answer. */
+export async function statements(procs: Proc[]): Promise<number | undefined> {
+  let total = 0;
+  for (const p of procs) {
+    if (!p.metricsUrl) return undefined;
+    const text = await fetch(`${p.metricsUrl}/metrics`).then((r) => r.text()).catch(() => '');
+    const m = /^remediator_postgres_statements_total (\d+)/m.exec(text);
+    if (!m) return undefined;
+    total += Number(m[1]);
+  }
+  return total;
+}
+
+/**
+ * A fast fake breaker for `--action breaker`: every target's status reads "open" until a reset,
+ * then "closed" once (so every run reads, resets and sees it close: the whole remediation).
+ */
+async function fastBreaker(): Promise<{ url: string; resets: () => number; close: () => Promise<void> }> {
+  const closedOnce = new Set<string>();
+  let resets = 0;
+  const server = http.createServer((req, res) => {
+    const [, target, op] = (req.url ?? '').split('/');
+    req.resume();
+    if (op === 'reset' && req.method === 'POST') {
+      resets++;
+      closedOnce.add(target!);
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    }
+    const state = closedOnce.delete(target!) ? 'closed' : 'open';
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ state }));
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, resets: () => resets, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+}
+
+/** A breaker-reset rule whose target comes from the alert's `shard` label, over `n` declared targets. */
+function breakerRules(url: string, n: number): string {
+  const targets = Array.from({ length: n }, (_, i) => `  svc-${i}:\n    kind: http-breaker\n    status: { url: '${url}/svc-${i}/status', token_env: BREAKER_TOKEN }\n    reset: { method: POST, url: '${url}/svc-${i}/reset', token_env: BREAKER_TOKEN }\n`).join('');
+  return `targets:\n${targets}rules:\n  - name: storm-breaker\n    match: ['alertname="StormAlert"']\n    action: breaker-reset\n    target: 'svc-{{ labels.shard }}'\n    params: { poll_interval: 10ms, verify_timeout: 5s }\n`;
 }
 
 export function printStorm(r: StormResult): void {
@@ -280,6 +370,12 @@ export function printStorm(r: StormResult): void {
       `${f(r.startP50, 0)} | ${f(r.startP99, 0)} | ${f(r.startMax, 0)} | ${f(r.runsPerSecond, 0)} | ${f(r.runsPerSecondPerWorker, 0)} | ${Object.entries(r.rss).map(([k, v]) => `${k} ${v} (${r.startRss[k]} at start)`).join(', ')} |`,
   );
   if (r.note) console.log(`|  | ${r.note} |`);
+  const extra = [
+    r.statementsPerRun !== undefined ? `PostgreSQL statements per run: ${f(r.statementsPerRun, 2)}` : undefined,
+    r.canary ? `canaries (another rule during the storm): ${r.canary.n}, webhook-to-start p50 ${f(r.canary.p50, 0)} ms, p99 ${f(r.canary.p99, 0)} ms, max ${f(r.canary.max, 0)} ms` : undefined,
+    r.resets !== undefined ? `breaker resets received: ${r.resets}` : undefined,
+  ].filter(Boolean);
+  if (extra.length) console.log(`|  | ${extra.join('; ')} |`);
 }
 
 export const STORM_HEADER = [
@@ -299,6 +395,9 @@ async function main(): Promise<void> {
       copies: { type: 'string', default: '3' },
       pace: { type: 'string', default: '0' },
       latency: { type: 'boolean', default: false },
+      action: { type: 'string', default: 'notify' },
+      targets: { type: 'string', default: '100' },
+      canaries: { type: 'string', default: '0' },
     },
   });
   const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -316,6 +415,7 @@ async function main(): Promise<void> {
     printStorm(await runStorm({
       alerts: Number(values.alerts), perDelivery: Number(values['per-delivery']), connections: Number(values.connections),
       concurrency: Number(values.concurrency), mode, redisUrl, databaseUrl, env, copies: Number(values.copies), pace: Number(values.pace) || undefined,
+      action: values.action as 'notify' | 'breaker', targets: Number(values.targets), canaries: Number(values.canaries),
     }));
   }
   // Webhook-to-start while the workers have capacity: single-alert webhooks at a steady pace.

@@ -24,6 +24,8 @@ export interface Metrics {
   readonly ruleReloadSuccessful: Gauge;
   readonly ruleReloadSuccessTime: Gauge;
   readonly redisPersistence: Gauge<'mode'>;
+  /** Statements this process sent to PostgreSQL (BEGIN and COMMIT included): the bookkeeping's cost. */
+  readonly postgresStatements: Counter;
   /** Records a rules load: at start (`reload` false) and on every reload. */
   rulesLoaded(ok: boolean, reload: boolean): void;
 }
@@ -81,6 +83,7 @@ export function createMetrics(): Metrics {
       name: 'remediator_redis_persistence', labelNames: ['mode'], registers,
       help: 'Redis persistence as last checked at start or reconnect (CONFIG GET appendonly, save): 1 on, 0 off. No series when Redis refused CONFIG.',
     }),
+    postgresStatements: new Counter({ name: 'remediator_postgres_statements_total', help: 'Statements sent to PostgreSQL by this process (BEGIN and COMMIT included).', registers }),
     rulesLoaded(ok, reload) {
       if (reload) ruleReloads.inc({ result: ok ? 'success' : 'failure' });
       ruleReloadSuccessful.set(ok ? 1 : 0);

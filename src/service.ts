@@ -37,6 +37,7 @@ import { Journal } from './run/journal.js';
 import type { Operator } from './run/operator.js';
 import { JournalStore } from './store/journal-store.js';
 import { migrate } from './store/migrate.js';
+import { countStatements } from './store/tx.js';
 import { NotifyState } from './store/notify-state.js';
 import { releaseCooledNumbers, seedNumberPools } from './store/numbers.js';
 import { RunReader } from './store/runs.js';
@@ -175,6 +176,7 @@ async function connect(config: Config, opts: ServiceOptions, registry: Registry,
   // Room for the workers' concurrency, the journal's writer and the notifiers.
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 20, connectionTimeoutMillis: 5000 });
   pool.on('error', (err) => log.warn('postgres pool error', { error: err.message }));
+  countStatements(pool, () => metrics.postgresStatements.inc());
   // Either dependency down at start stops the process with a message naming it (see README,
   // Troubleshooting); once started, an outage of either is survived.
   const applied = await migrate(pool, config.DATABASE_SCHEMA).catch(async (err: unknown) => {
@@ -247,7 +249,7 @@ async function startWorkers(c: Core): Promise<void> {
   const state = new SafetyState(lockConn, prefix);
   const approvals = new Approvals(lockConn, prefix);
   const remediation = startRemediationWorker({
-    connection: workerConn, redis: lockConn, prefix, table: c.table, registry: c.registry, journal: c.journal, runs: c.runs, log,
+    connection: workerConn, redis: lockConn, queue: c.remediations, prefix, table: c.table, registry: c.registry, journal: c.journal, runs: c.runs, log,
     concurrency: config.WORKER_CONCURRENCY, shutdown: c.shutdown.signal, lockMs: config.WORKER_LOCK_MS, metrics: c.metrics,
     deps: { pool: c.pool, schema: config.DATABASE_SCHEMA, env: c.env, fetch: globalThis.fetch, now: () => new Date(), kubeConfig: lazyKubeConfig(c.env) },
     safety: { state, audit: c.safetyAudit, approvals, verify },

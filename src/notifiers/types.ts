@@ -14,6 +14,8 @@ export interface Route {
 
 export interface SyncContext {
   log: Logger;
+  /** The item was taken as urgent: do the urgent part (a run's first message) and mark the rest for later. */
+  urgent: boolean;
   /** Aborted when the drain must stop (shutdown, delivery timeout). */
   signal: AbortSignal;
   /** Waits until the destination may take one more call (the pacer's token); call it before every call out. */

@@ -10,7 +10,7 @@ export function safeEqual(a: string, b: string): boolean {
 /**
  * Checks an Authorization header against a bearer token and/or basic credentials
  * (`user:password`), as Alertmanager's http_config sends them. With neither configured,
- * everything is accepted (main.ts warns about it at start).
+ * everything is accepted (src/service.ts warns about it at start).
  */
 export function checkAuthorization(header: string | undefined, creds: { token?: string; basic?: string }): boolean {
   if (!creds.token && !creds.basic) return true;

@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type { RuleTable } from '../rules/load.js';
 import type { ReloadStatus } from '../rules/reload-status.js';
+import { DeadlineError, withTimeout } from '../core/deadline.js';
 import { redisDown } from '../core/dependencies.js';
 
 const DEADLINE_MS = 1000;
@@ -65,13 +66,10 @@ export function healthRouter(deps: { redis: Redis; pool: Pool; table: () => Rule
 
 /** Runs `fn` with a deadline; returns the error in words, or undefined when it answered. */
 async function attempt(fn: () => Promise<unknown>, late: string): Promise<string | undefined> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([fn(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(late)), DEADLINE_MS)))]);
+    await withTimeout(fn(), DEADLINE_MS, late);
     return undefined;
   } catch (err) {
-    return (err as Error).message;
-  } finally {
-    clearTimeout(timer);
+    return err instanceof DeadlineError ? late : (err as Error).message;
   }
 }

@@ -5,7 +5,7 @@ import type { Pool } from 'pg';
 import { Gauge } from 'prom-client';
 import { ident } from '../store/migrate.js';
 import type { Metrics } from '../metrics.js';
-import { withDeadline } from '../redis/connection.js';
+import { withTimeout } from '../core/deadline.js';
 import type { Persistence } from '../redis/persistence.js';
 import { healthRouter } from './health.js';
 
@@ -88,8 +88,8 @@ function sharedGauges(m: Metrics, s: SharedState): () => Promise<void> {
   };
   return async () => {
     const [redisOk, pgOk] = await Promise.all([
-      withDeadline(Promise.all([readQueues(s, jobs, oldest, workers), readSkips()]), 1000, 'queue state').then(() => true, () => false),
-      withDeadline(readRuns(s, runs), 1000, 'runs of the last 24h').then(() => true, () => false),
+      withTimeout(Promise.all([readQueues(s, jobs, oldest, workers), readSkips()]), 1000, 'queue state').then(() => true, () => false),
+      withTimeout(readRuns(s, runs), 1000, 'runs of the last 24h').then(() => true, () => false),
     ]);
     // Nothing stale: what could not be read this time is absent, and dependencies_up says why.
     if (!redisOk) for (const g of [jobs, oldest, workers, skips]) g.reset();

@@ -4,6 +4,7 @@ import type { RuleTable } from '../rules/load.js';
 import { appendDelivery } from '../redis/delivery-stream.js';
 import type { Metrics } from '../metrics.js';
 import { checkWebhook } from '../core/alert.js';
+import { withTimeout } from '../core/deadline.js';
 
 export interface AcceptDeps {
   table: () => RuleTable | undefined;
@@ -45,20 +46,11 @@ export async function acceptDelivery(deps: AcceptDeps, text: string, body: unkno
     // max_alerts in Alertmanager's webhook_config cut this group: those alerts never reach us.
     deps.log.warn('Alertmanager truncated this delivery: raise max_alerts (0 = no limit)', { groupKey: hook.groupKey, truncatedAlerts: hook.truncatedAlerts });
   }
-  const deadline = deps.redisDeadlineMs ?? 2000;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      appendDelivery(deps.redis, deps.prefix, { body: text, receivedAt: new Date().toISOString(), dryRun: deps.dryRun }),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer from Redis within ${deadline} ms`)), deadline);
-      }),
-    ]);
+    await withTimeout(appendDelivery(deps.redis, deps.prefix, { body: text, receivedAt: new Date().toISOString(), dryRun: deps.dryRun }), deps.redisDeadlineMs ?? 2000, 'Redis (XADD of the delivery)');
   } catch (err) {
     deps.log.warn('webhook not accepted: redis unavailable', { error: (err as Error).message });
     return { status: 503, headers: { 'Retry-After': '1' }, body: { error: 'queue unavailable, retry later' } };
-  } finally {
-    clearTimeout(timer);
   }
   if (deps.metrics) {
     for (const a of hook.alerts) deps.metrics.alertsReceived.inc({ status: a.status });

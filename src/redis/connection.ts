@@ -69,17 +69,3 @@ export function makeQueue(name: string, connection: Redis, prefix: string): Queu
   return q;
 }
 
-/** Rejects after `ms` so a request never hangs on a Redis that stopped answering. */
-export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no answer from Redis within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

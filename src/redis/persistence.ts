@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { withDeadline } from './connection.js';
+import { withTimeout } from '../core/deadline.js';
 
 /** What Redis keeps across a restart, as its CONFIG says. */
 export interface Persistence {
@@ -49,7 +49,7 @@ export function watchPersistence(redis: Redis, log: Logger): PersistenceWatch {
   let last: Persistence | undefined;
   const check = async () => {
     try {
-      last = await withDeadline(readPersistence(redis), 2000, 'CONFIG GET');
+      last = await withTimeout(readPersistence(redis), 2000, 'CONFIG GET');
     } catch (err) {
       last = undefined;
       log.warn('could not check Redis persistence (CONFIG GET failed): make sure Redis runs with appendonly yes, or a Redis restart loses every accepted alert', { error: (err as Error).message });

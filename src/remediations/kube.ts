@@ -31,12 +31,12 @@ export async function preloadK8s(): Promise<void> {
 export const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /**
- * Builds the KubeConfig main.ts hands to remediations (lazily: only rules that touch Kubernetes
+ * Builds the KubeConfig src/service.ts hands to remediations (lazily: only rules that touch Kubernetes
  * need one). Order as kubectl and client-node's loadFromDefault: `KUBECONFIG` (one or more files,
  * joined by ':'; the first file's current-context wins), else the in-cluster service account
  * (KUBERNETES_SERVICE_HOST/PORT + token + CA). Unlike loadFromDefault there is no silent fallback to
  * ~/.kube/config or http://localhost:8080: a service should act on the cluster it was told to.
- * Reads `env` rather than process.env so tests and main.ts decide.
+ * Reads `env` rather than process.env so tests and src/service.ts decide.
  */
 export function loadKubeConfig(env: NodeJS.ProcessEnv, opts: { serviceAccountDir?: string } = {}): KubeConfig {
   const kc = new (k8s().KubeConfig)();

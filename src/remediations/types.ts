@@ -4,7 +4,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { AlertInfo } from '../core/alert.js';
 import type { Logger } from '../log.js';
 
-/** Clients a remediation may use; built once in main.ts, passed in (never imported singletons). */
+/** Clients a remediation may use; built once in src/service.ts, passed in (never imported singletons). */
 export interface RemediationDeps {
   /** remediator's own PostgreSQL pool (audit schema, number pools). */
   pool: Pool;

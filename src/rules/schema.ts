@@ -139,7 +139,6 @@ export const ruleSchema = z
   })
   .strict();
 
-export type RuleInput = z.input<typeof ruleSchema>;
 export type RuleSpec = z.output<typeof ruleSchema>;
 export type NotifySpec = z.output<typeof notifySchema>;
 

@@ -54,3 +54,17 @@ export function isConnectionError(err: unknown): boolean {
   if (code && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true;
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|terminating connection|the database system is (starting up|shutting down)/i.test(err.message);
 }
+
+/**
+ * Counts every statement sent through the pool's clients (pool.query and checked-out clients
+ * alike): what the bookkeeping costs PostgreSQL, for /metrics and the benchmarks.
+ */
+export function countStatements(pool: pg.Pool, count: () => void): void {
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...a: unknown[]) => unknown;
+    (client as unknown as { query: (...a: unknown[]) => unknown }).query = (...a: unknown[]) => {
+      count();
+      return query(...a);
+    };
+  });
+}

@@ -79,7 +79,7 @@ export function startNotificationWorker(o: {
       const { item, urgent } = taken;
       const d = deadline('notification sync timeout', SYNC_TIMEOUT_MS, [o.shutdown]);
       const ctx: SyncContext = {
-        log, signal: d.signal,
+        log, signal: d.signal, urgent,
         paced: () => o.pacer.wait(destination, n.pace, d.signal),
         mark: async (other, isUrgent, dueMs) => void (await o.outbox.mark(destination, [{ item: other, urgent: isUrgent, dueMs }])),
       };

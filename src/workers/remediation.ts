@@ -22,6 +22,8 @@ import { scheduleVerify } from './verify.js';
 
 export interface RemediationWorkerOptions {
   connection: Redis;
+  /** The remediation queue (a released target wakes the next run waiting for it). */
+  queue: Queue;
   /** A separate non-blocking connection for locks and the safety state. */
   redis: Redis;
   prefix: string;
@@ -62,6 +64,40 @@ export function startRemediationWorker(o: RemediationWorkerOptions): Worker {
   // Lost Redis is logged once by the connections' RedisHealth; anything else is a worker problem.
   worker.on('error', (err) => isRedisConnectionError(err) || o.log.error('remediation worker error', { error: err }));
   return worker;
+}
+
+/** A run waiting for a busy target comes back after this at the latest (its waker died). */
+const LOCK_WAIT_FALLBACK_MS = 10_000;
+
+/**
+ * The target was handed to `jobId`, first in its line: wake it (promote it once it is a delayed
+ * job; it may still be moving there, a few milliseconds after it joined the line). A job that no
+ * longer waits (finished, removed) cannot take it: release on its behalf, to the next in line.
+ * Gives up quietly after a while: the fallback delay brings the job back, and it holds the lock.
+ */
+async function handTo(queue: Queue, lock: TargetLock, lockKey: string, jobId: string, ttlMs: number): Promise<void> {
+  let next: string | undefined = jobId;
+  for (let hops = 0; next && hops < 100; hops++) {
+    const state = await stateOf(queue, next);
+    if (state === 'delayed' || state === 'waiting' || state === 'prioritized' || state === 'active') return;
+    next = await lock.release(lockKey, next, ttlMs).catch(() => undefined);
+  }
+}
+
+/** A job's state once it is settled somewhere other than "moving to delayed"; promotes it when it is delayed. */
+async function stateOf(queue: Queue, jobId: string): Promise<string> {
+  for (let i = 0; i < 40; i++) {
+    const job = await queue.getJob(jobId).catch(() => undefined);
+    if (!job) return 'missing';
+    const state = await job.getState().catch(() => 'unknown');
+    if (state === 'delayed') {
+      await job.promote().catch(() => {});
+      return state;
+    }
+    if (state !== 'active') return state;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return 'active';
 }
 
 async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Job<JobSpec>, token?: string): Promise<void> {
@@ -105,8 +141,9 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
   const lockKey = `${spec.action}:${spec.target ?? spec.rule}`;
   const held = !needsLock || (await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000));
   if (!held) {
-    // Another run acts on this target now: come back shortly without using an attempt.
-    await job.moveToDelayed(Date.now() + 2000 + Math.floor(Math.random() * 1000), token);
+    // Another run acts on this target now: wait in line without using an attempt. The run that
+    // releases the target wakes this job; the fallback only covers a releaser that died.
+    await job.moveToDelayed(Date.now() + LOCK_WAIT_FALLBACK_MS, token);
     throw new DelayedError();
   }
   let abandoned: Promise<unknown> | undefined;
@@ -185,7 +222,11 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     if (permanent) throw new UnrecoverableError(message);
     throw err;
   } finally {
-    const release = (owner: string) => lock.release(lockKey, owner).catch((e: Error) => log.warn('could not release target lock', { error: e.message }));
+    const release = (owner: string) =>
+      lock.release(lockKey, owner, rule.spec.timeout + 60_000).then(
+        (next) => (next ? handTo(o.queue, lock, lockKey, next, rule.spec.timeout + 60_000) : undefined),
+        (e: Error) => log.warn('could not release target lock', { error: e.message }),
+      );
     if (abandoned && needsLock) {
       // A remediation left running past its deadline keeps the target until it ends (or the lock's
       // TTL passes), under an owner that this job's own retry does not match.

@@ -43,7 +43,12 @@ test('300 mutated payloads: no 5xx, every accepted alert audited, every run ends
   await eventually(async () => {
     const { rows } = await svc.pool.query(`SELECT count(*)::int AS n FROM "${s}".runs WHERE state IN ('queued', 'running', 'retrying')`);
     return rows[0].n === 0;
-  }, 'every run ended', 60_000, 200);
+  }, 'every run ended', 60_000, 200).catch(async (err) => {
+    // Say which runs did not end, and what they did.
+    const { rows } = await svc.pool.query(`SELECT r.job_id, r.rule, r.state, r.target, (SELECT string_agg(e.state || ':' || left(e.message, 80), ' | ' ORDER BY e.id) FROM "${s}".run_events e WHERE e.job_id = r.job_id) AS story
+      FROM "${s}".runs r WHERE r.state IN ('queued', 'running', 'retrying') LIMIT 5`);
+    assert.fail(`${(err as Error).message}: ${JSON.stringify(rows)}`);
+  });
   const runs = (await svc.pool.query(`SELECT count(*)::int AS n FROM "${s}".runs`)).rows[0].n;
   assert.ok(runs > 50, `runs were made (${runs})`);
   // Nothing the store holds has a NUL or a lone surrogate (PostgreSQL would have refused it anyway).

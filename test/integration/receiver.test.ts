@@ -91,7 +91,7 @@ describe('receiver with real Redis, PostgreSQL and a fake breaker', () => {
       const d = (await (await fetch(`${svc.url}/api/runs/${run.job_id}`, { headers: { authorization: 'Bearer test-admin-token' } })).json()) as { events: { state: string; message: string }[] };
       return d.events.some((e) => e.state === 'queued') && d;
     }, 'the queued event is recorded');
-    assert.deepEqual(detail.events.map((e) => e.state), ['queued', 'running', 'step', 'step', 'step', 'succeeded']);
+    assert.deepEqual(detail.events.map((e) => e.state), ['queued', 'running', 'step', 'step', 'step', 'step', 'succeeded']);
     assert.deepEqual(detail.events.map((e) => e.message.split(':')[0]), ['Queued by rule checkout-breaker', 'Attempt 1 started', 'Breaker state before', 'Sending reset', 'Reset sent', 'Breaker state after', 'Breaker on checkout reset']);
     // Every received alert and decision is in the audit.
     const decisions = (await svc.pool.query(`SELECT decision, rule FROM "${svc.config.DATABASE_SCHEMA}".decisions WHERE fingerprint = 'aaaa000000000001'`)).rows;

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Queue } from 'bullmq';
 import { createHmac } from 'node:crypto';
 import { FakeBreaker } from '../fakes/breaker.js';
 import { FakeSlack } from '../fakes/slack.js';
@@ -181,6 +182,31 @@ describe('approval in Slack', () => {
     assert.match(updated.text, /Approved by Slack user U0GROUPIE at .*breaker-reset on svc2 \(rule guarded\)/);
     const decided = (await svc.pool.query(`SELECT kind, by_whom FROM ${schema()}.operator_actions WHERE scope = $1`, [`run:${jobId}`])).rows;
     assert.deepEqual(decided, [{ kind: 'approval_approved', by_whom: 'slack:U0GROUPIE' }]);
+  });
+
+  test('a run waiting for approval holds no worker slot and costs nothing; an approval starts it within a second, not at its expiry', async () => {
+    breaker.state = 'open';
+    assert.equal((await postWebhook(svc.url, firingWebhook('Guarded', 'a99000000000009'))).status, 200);
+    const { job_id: jobId } = await waiting('a99000000000009');
+    const queue = new Queue('remediations', { connection: { url: svc.config.REDIS_URL }, prefix: svc.config.QUEUE_PREFIX });
+    try {
+      await eventually(async () => (await queue.getJob(jobId))?.isDelayed(), 'the job waits as a delayed job');
+      const counts = await queue.getJobCounts('active', 'delayed');
+      assert.equal(counts.active, 0, 'no worker slot held while it waits');
+      // Not polled: over a few seconds of waiting the job was taken by a worker once (when it asked), never again.
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.equal((await queue.getJob(jobId))!.attemptsStarted, 1, 'the waiting run re-entered no worker');
+      const r = await fetch(`${svc.url}/api/runs/${jobId}/approve`, { method: 'POST', headers: { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' }, body: JSON.stringify({ by: 'carol' }) });
+      assert.equal(r.status, 200);
+      const run = await finalRun('a99000000000009');
+      assert.equal(run.state, 'succeeded');
+      const { rows } = await svc.pool.query(`SELECT state, at FROM ${schema()}.run_events WHERE job_id = $1 AND state IN ('approved', 'running') ORDER BY id`, [jobId]);
+      const approvedAt = rows.find((e) => e.state === 'approved')!.at.getTime();
+      const startedAt = rows.find((e) => e.state === 'running')!.at.getTime();
+      assert.ok(startedAt - approvedAt < 1000, `started ${startedAt - approvedAt} ms after the approval`);
+    } finally {
+      await queue.close();
+    }
   });
 
   test('rejected through the admin API: skipped (rejected); a second decision (CLI) is refused', async () => {

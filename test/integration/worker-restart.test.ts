@@ -106,6 +106,8 @@ describe('worker-restart against a fake Kubernetes API (real client-node over HT
     assert.deepEqual(
       ctx.steps.map((s) => s.message),
       [
+        // The intent is recorded before the PATCH goes out (a re-run after a crash knows it may have acted).
+        `Restarting Deployment ${NS}/${NAME}: PATCH ${RESTARTED_AT}=${RESTARTED}`,
         `Restarted Deployment ${NS}/${NAME}: ${RESTARTED_AT}=${RESTARTED}`,
         'Waiting for deployment spec update to be observed',
         `Waiting for deployment "${NAME}" rollout to finish: 1 out of 3 new replicas have been updated`,

@@ -8,6 +8,7 @@
  * Limits: https://docs.slack.dev/reference/block-kit/blocks (header 150, section text 3000,
  * field 2000, context 10 elements).
  */
+import { formatElapsed } from '../../core/duration.js';
 import { truncate } from '../../core/text.js';
 import type { AlertInfo } from '../../core/alert.js';
 import type { RunEventType, RunState } from '../../core/run.js';
@@ -94,9 +95,7 @@ export function esc(s: string): string {
 }
 
 /** At most `max` characters, never cutting a surrogate pair in two (Slack would refuse the half). */
-export function clip(s: string, max: number): string {
-  return truncate(s, max);
-}
+export const clip = truncate;
 
 /** A mrkdwn link, or undefined when the URL is not http(s). */
 export function link(url: string | undefined, label: string): string | undefined {
@@ -161,7 +160,7 @@ export function renderRoot(v: RootView): SlackBody {
     `*Rule*\n${esc(clip(v.rule, 200))}`,
     `*Action*\n${esc(clip(v.action, 200))}`,
     v.target ? `*Target*\n${esc(clip(v.target, 200))}` : undefined,
-    v.attempts > 0 ? `*Attempts*\n${v.attempts}${v.durationMs != null ? ` (${formatMs(v.durationMs)})` : ''}` : undefined,
+    v.attempts > 0 ? `*Attempts*\n${v.attempts}${v.durationMs != null ? ` (${formatElapsed(v.durationMs)})` : ''}` : undefined,
   ].filter((f): f is string => f !== undefined);
   blocks.push({ type: 'section', fields: fields.map((f) => ({ type: 'mrkdwn', text: f })) });
 
@@ -320,11 +319,6 @@ export function formatDetails(details: Record<string, unknown> | undefined): str
   return lines.join('\n');
 }
 
-function formatMs(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 120_000) return `${Math.round(ms / 100) / 10} s`;
-  return `${Math.round(ms / 60_000)} min`;
-}
 
 /** action_id of the "Pause this rule" button (src/receivers/slack-interactions.ts handles it). */
 export const PAUSE_RULE_ACTION = 'remediator_pause_rule';

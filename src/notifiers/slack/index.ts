@@ -101,6 +101,12 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
       rootHash = root.hash;
       await o.state.saveThread(jobId, { channel_id: channelId, root_ts: rootTs, root_hash: root.hash, root_state: root.state });
       sent.root_posted = true;
+      if (ctx.urgent && events.length) {
+        // The first message is what cannot wait; the run's story goes with the channel's other updates,
+        // so a new incident's first message in a busy channel waits for roots only, not for threads.
+        await ctx.mark(`run:${jobId}`, false);
+        return sent;
+      }
     }
     const replies = storableDeep(renderReplies(events.map((e) => replyOf(e, run)), { interactive: o.interactive }));
     for (const r of replies) {

@@ -1,6 +1,6 @@
 import { formatDuration } from '../../core/duration.js';
 import { judgeFix, quarantineText, streakText } from '../verdict.js';
-import type { Gate } from './types.js';
+import type { Gate, GateContext, Skip } from './types.js';
 
 /**
  * Loop and flap detection. The previous successful fix of this rule on this target that has no
@@ -21,7 +21,10 @@ export const loop: Gate = {
       const finished = Date.parse(prev.finishedAt);
       const end = finished + window;
       let why: string | undefined;
-      if (firedAt < end) why = `the alert fired again ${formatDuration(Math.max(0, firedAt - finished))} after it (verify_window ${formatDuration(window)})`;
+      // An alert that started before the fix ended (another alert on the same target in a storm)
+      // says nothing about the fix: only a firing after it, within the window, does.
+      if (firedAt < finished) return quarantined(c);
+      if (firedAt < end) why = `the alert fired again ${formatDuration(firedAt - finished)} after it (verify_window ${formatDuration(window)})`;
       else {
         const run = await c.journal.load(prev.runId);
         const resolvedAt = run?.alert_resolved_at?.getTime();
@@ -41,8 +44,13 @@ export const loop: Gate = {
         await judgeFix(c, fix, { verdict: 'effective', why: `the alert resolved within verify_window ${formatDuration(window)} and did not fire again`, quarantineAfter: of, now: c.now });
       }
     }
-    const q = await c.safety.quarantined(spec.rule, target);
-    if (!q) return undefined;
-    return { skip: 'quarantined', message: quarantineText(`quarantined since ${q.at}: ${q.reason}`, spec.rule, spec.target), details: { quarantine: q } };
+    return quarantined(c);
   },
 };
+
+/** A rule quarantined on this target does not act there. */
+async function quarantined(c: GateContext): Promise<Skip | undefined> {
+  const q = await c.safety.quarantined(c.spec.rule, c.spec.target ?? '');
+  if (!q) return undefined;
+  return { skip: 'quarantined', message: quarantineText(`quarantined since ${q.at}: ${q.reason}`, c.spec.rule, c.spec.target), details: { quarantine: q } };
+}
