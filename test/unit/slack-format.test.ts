@@ -104,7 +104,7 @@ describe('renderRoot', () => {
     assert.doesNotMatch(t, /runbooks\.example\/checkout/, "the annotation's runbook is not shown when the rule has one");
     assert.doesNotMatch(t, /javascript/);
     assert.match(t, /:warning: \*Impact:\* Voice calls unavailable: &lt;!channel&gt; readers cannot call/, 'escaped: no mention');
-    assert.match(r.text, /Impact: Voice calls unavailable: &lt;!channel&gt; readers cannot call Rule restart-checkout/);
+    assert.match(r.text, /Impact: Voice calls unavailable: &lt;!channel&gt; readers cannot call\. Rule restart-checkout/);
     // Without a runbook of its own, the rule's links still show and the annotation's runbook is used.
     const fallback = blockText(renderRoot(view({ guide: { links: guide.links } })).blocks);
     assert.match(fallback, /<https:\/\/runbooks\.example\/checkout\|Runbook> · <https:\/\/status\.twilio\.com\|Twilio status>/);

@@ -12,7 +12,7 @@ import { formatElapsed } from '../../core/duration.js';
 import { truncate } from '../../core/text.js';
 import type { AlertInfo } from '../../core/alert.js';
 import type { RunEventType, RunState } from '../../core/run.js';
-import type { RuleGuide } from '../guide.js';
+import { sentence, type RuleGuide } from '../guide.js';
 
 /** A Block Kit block, structurally (the SDK's KnownBlock lives in @slack/types, not a direct dependency). */
 export interface SlackBlock {
@@ -138,7 +138,7 @@ export function renderRoot(v: RootView): SlackBody {
   // The fallback is mrkdwn too (notifications): escaped like the blocks.
   const text = clip(esc(
     `${st.emoji} ${st.label}${v.dryRun && v.state !== 'dry_run' ? ' [DRY RUN]' : ''}: ${alertname}${severity ? ` (${severity})` : ''}${where}` +
-      `${annotations.summary ? ` - ${annotations.summary}` : ''}.${impact ? ` Impact: ${impact}` : ''} Rule ${v.rule}, action ${v.action}.` +
+      `${annotations.summary ? ` - ${annotations.summary}` : ''}.${impact ? ` Impact: ${sentence(impact)}` : ''} Rule ${v.rule}, action ${v.action}.` +
       `${v.alertResolvedAt ? ' Alert resolved.' : ''}${detail ? ` ${detail}` : ''}`),
     3000,
   );
