@@ -33,6 +33,8 @@ export interface IntakeOptions {
   batch?: number;
   /** A delivery read by a consumer that has not finished it after this long is taken over (default 10 s). */
   claimIdleMs?: number;
+  /** Batches taken in at once (default 2). */
+  inflight?: number;
 }
 
 export interface Intake {
@@ -57,17 +59,10 @@ export function startIntake(o: IntakeOptions): Intake {
   let lastClaim = 0;
   let failures = 0;
 
-  const step = async () => {
-    if (Date.now() - lastClaim > Math.min(claimIdleMs, 5000)) {
-      lastClaim = Date.now();
-      const stale = await claimStale(o.redis, o.prefix, consumer, claimIdleMs, count);
-      if (stale.deliveries.length) o.log.warn('taking over deliveries another worker did not finish', { deliveries: stale.deliveries.length });
-      await handle(stale.deliveries, stale.gone);
-    }
-    const read = await readDeliveries(o.blocking, o.prefix, consumer, { count, blockMs: 1000, pending });
-    if (pending && read.deliveries.length === 0) pending = false;
-    await handle(read.deliveries, read.gone);
-  };
+  // Two batches in flight: the next one is read and decided while the last one waits for
+  // PostgreSQL and Redis. Batches are independent (the journal serialises what must be).
+  const inflight = new Set<Promise<void>>();
+  const maxInflight = o.inflight ?? 2;
 
   const handle = async (deliveries: Delivery[], gone: string[]) => {
     if (deliveries.length === 0 && gone.length === 0) return;
@@ -75,22 +70,67 @@ export function startIntake(o: IntakeOptions): Intake {
     await finish(o.redis, o.prefix, [...deliveries.map((d) => d.id), ...gone]);
   };
 
+  const start = (deliveries: Delivery[], gone: string[]) => {
+    if (deliveries.length === 0 && gone.length === 0) return;
+    const p: Promise<void> = handle(deliveries, gone).then(
+      () => {
+        if (failures) o.log.info('intake back', { failedBatches: failures });
+        failures = 0;
+      },
+      (err: Error) => {
+        if (stopping) return;
+        if (failures++ === 0) o.log.warn('intake: batch not finished, will retry it', { error: err.message });
+        pending = true;
+        // The group is gone when Redis came back empty (no persistence): make it again.
+        if (/NOGROUP/.test(err.message)) void ensureGroup(o.redis, o.prefix).catch(() => {});
+      },
+    ).finally(() => inflight.delete(p));
+    inflight.add(p);
+  };
+
+  const step = async () => {
+    if (inflight.size >= maxInflight) {
+      await Promise.race(inflight);
+      return;
+    }
+    // Own unfinished entries (after a failed batch) and others' abandoned ones are read again
+    // only when nothing is in flight, so an entry is never in two batches of this intake at once.
+    if (pending || Date.now() - lastClaim > Math.min(claimIdleMs, 5000)) {
+      await Promise.all(inflight);
+      if (failures) await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(failures, 5), 2000)));
+    }
+    if (Date.now() - lastClaim > Math.min(claimIdleMs, 5000)) {
+      lastClaim = Date.now();
+      const stale = await claimStale(o.redis, o.prefix, consumer, claimIdleMs, count);
+      if (stale.deliveries.length) o.log.warn('taking over deliveries another worker did not finish', { deliveries: stale.deliveries.length });
+      start(stale.deliveries, stale.gone);
+      await Promise.all(inflight);
+    }
+    const wasPending = pending;
+    const read = await readDeliveries(o.blocking, o.prefix, consumer, { count, blockMs: 1000, pending });
+    if (wasPending) {
+      if (read.deliveries.length === 0) pending = false;
+      start(read.deliveries, read.gone);
+      await Promise.all(inflight);
+      return;
+    }
+    start(read.deliveries, read.gone);
+  };
+
   const loop = (async () => {
     await ensureGroup(o.redis, o.prefix).catch(() => {});
     while (!stopping) {
       try {
         await step();
-        if (failures) o.log.info('intake back', { failedBatches: failures });
-        failures = 0;
       } catch (err) {
         if (stopping) break;
-        if (failures++ === 0) o.log.warn('intake: batch not finished, will retry it', { error: (err as Error).message });
+        if (failures++ === 0) o.log.warn('intake: reading the delivery stream failed, will retry', { error: (err as Error).message });
         pending = true;
-        // The group is gone when Redis came back empty (no persistence): make it again.
         if (/NOGROUP/.test((err as Error).message)) await ensureGroup(o.redis, o.prefix).catch(() => {});
         await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(failures, 5), 2000)));
       }
     }
+    await Promise.all(inflight);
   })();
 
   return {

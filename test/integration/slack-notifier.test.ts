@@ -65,7 +65,7 @@ describe('Slack notifier', () => {
     ].map((l) => l), lines.join('\n'));
     assert.equal(slack.roots('#checkout').filter((m) => /node-a/.test(JSON.stringify(m.blocks))).length, 1, 'one root');
     assert.ok(slack.replies('#checkout', root.ts).every((m) => !m.reply_broadcast), 'a success is not broadcast');
-    assert.ok((await notifications(job.jobId)).some((n) => n.state === 'sent'));
+    await eventually(async () => (await notifications(job.jobId)).some((n) => n.state === 'sent'), 'what was sent is recorded');
   });
 
   test('lone surrogates and NUL in alert text or a step are sent as U+FFFD, not retried forever', async () => {

@@ -105,6 +105,7 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
         // The first message is what cannot wait; the run's story goes with the channel's other updates,
         // so a new incident's first message in a busy channel waits for roots only, not for threads.
         await ctx.mark(`run:${jobId}`, false);
+        await record(jobId, run.state, { channel: channelId, root_ts: rootTs, ...sent }, ctx);
         return sent;
       }
     }
@@ -126,11 +127,14 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
       await o.state.saveThread(jobId, { root_hash: root.hash, root_state: root.state });
       sent.root_updated = root.state;
     }
-    if (Object.keys(sent).length) {
-      await o.state.recorded({ jobId, notifier: 'slack', eventType: events.at(-1)?.state ?? run.state, state: 'sent', attempt: 1, detail: { channel: channelId, root_ts: rootTs, ...sent } })
-        .catch((err: Error) => ctx.log.warn('could not record a Slack notification', { error: err.message }));
-    }
+    if (Object.keys(sent).length) await record(jobId, events.at(-1)?.state ?? run.state, { channel: channelId, root_ts: rootTs, ...sent }, ctx);
     return sent;
+  }
+
+  /** One `notifications` row per sync that sent something. */
+  async function record(jobId: string, eventType: string, detail: Record<string, unknown>, ctx: SyncContext): Promise<void> {
+    await o.state.recorded({ jobId, notifier: 'slack', eventType, state: 'sent', attempt: 1, detail })
+      .catch((err: Error) => ctx.log.warn('could not record a Slack notification', { error: err.message }));
   }
 
   return {
