@@ -35,11 +35,11 @@ export interface NotifierFactory {
 export const NOTIFIERS: readonly NotifierFactory[] = [
   {
     name: 'slack',
-    build: ({ config, runs, state, redis, log }) =>
+    build: ({ config, runs, state, redis, table, log }) =>
       config.SLACK_BOT_TOKEN
         ? createSlackNotifier({
             client: createSlackClient({ token: config.SLACK_BOT_TOKEN, apiUrl: config.SLACK_API_URL, log }),
-            defaultChannel: config.SLACK_CHANNEL, runs, state, redis, prefix: config.QUEUE_PREFIX, log,
+            defaultChannel: config.SLACK_CHANNEL, runs, state, redis, table, prefix: config.QUEUE_PREFIX, log,
             interactive: Boolean(config.SLACK_SIGNING_SECRET), linkBase: config.PUBLIC_URL,
             digest: { after: config.SLACK_DIGEST_AFTER === 0 ? Number.POSITIVE_INFINITY : config.SLACK_DIGEST_AFTER },
           })

@@ -16,13 +16,21 @@ export const notifyOnly = defineRemediation({
     })
     .strict(),
   permissions: [],
+  // Shows the fields every rule may carry for the person told: runbook_url, impact, links, severity.
   exampleRules: `
 rules:
   - name: voice-calls-down
     match: ['alertname="VoiceCallInitiateFailing"']
+    runbook_url: https://runbooks.internal/samia-tarot-ops-runbook#critical-level-alerts
+    impact: Voice calls unavailable
+    links:
+      - { text: Twilio status, url: "https://status.twilio.com" }
     action: notify
     params:
       instructions: Check the voice provider status page and credentials.
+    notify:
+      slack: { channel: "#samia-tarot-ops" }
+      pagerduty: { routing_key_env: SAMIA_TAROT_PAGERDUTY_ROUTING_KEY, severity: error }
 `,
   async run(ctx) {
     const instructions = ctx.params.instructions;

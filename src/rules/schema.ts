@@ -148,13 +148,40 @@ export const pausersSchema = z.union([
   z.array(slackId).min(1, 'name at least one Slack user or group, or write anyone'),
 ], { errorMap: (issue, ctx) => (issue.code === 'invalid_union' ? { message: 'a list of Slack user (U…, W…) and user group (S…) ids, or anyone' } : { message: ctx.defaultError }) });
 
+/** A URL people open from Slack and PagerDuty: http(s) only (a `javascript:` link must never reach a message). */
+const httpUrl = z.string().url('must be a URL').regex(/^https?:\/\//i, 'must be an http(s) URL');
+
+/** How many extra links a rule may show: a phone screen holds a few, not a bookmark list. */
+export const MAX_LINKS = 5;
+
+/** A link shown beside the runbook in Slack and in the PagerDuty page: the provider's status page, a dashboard. */
+export const linkSchema = z
+  .object({
+    text: z.string().trim().min(1, 'must not be empty').max(60, 'at most 60 characters (it is a link label)'),
+    url: httpUrl,
+  })
+  .strict();
+export type RuleLink = z.output<typeof linkSchema>;
+
+/** One line saying what the alert means for users ("Complete API outage"), shown first to the person paged. */
+const impactLine = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(300, 'at most 300 characters (one line a phone shows whole)')
+  .refine((s) => !/[\r\n]/.test(s), 'must be one line (use >- in YAML to fold a long one)');
+
 /** One rule, as written (params are checked against the action's schema by load.ts). */
 export const ruleSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ".", "_" or "-"'),
     description: z.string().optional(),
     /** Where the on-call runbook for this alert is: a link in Slack and in the PagerDuty page (else the alert's runbook_url annotation). */
-    runbook_url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL').optional(),
+    runbook_url: httpUrl.optional(),
+    /** What the alert means for users, one line: first in the Slack root and in the page's summary (notify-only) and details. */
+    impact: impactLine.optional(),
+    /** Extra links for the first moves (the provider's status page...): in the Slack root and the page's links. */
+    links: z.array(linkSchema).max(MAX_LINKS, `at most ${MAX_LINKS} links`).default([]),
     match: matchList,
     when: z.enum(['firing', 'resolved']).default('firing'),
     action: z.string().min(1),

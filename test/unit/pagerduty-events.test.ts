@@ -149,6 +149,29 @@ describe('page bodies', () => {
     assert.deepEqual(body.links, [{ href: 'https://runbooks/voice', text: 'Runbook' }]);
   });
 
+  test("notified with the rule's impact and links: the impact opens the summary, the links follow the runbook, details carry both", () => {
+    const r = run({ action: 'notify', target: null, state: 'notified', labels: { alertname: 'SamiaTarotDatabaseUnreachable', service: 'samia-tarot-api' } });
+    const a = plan([r])[0] as Extract<IncidentAction, { kind: 'trigger' }>;
+    const words = {
+      instructions: 'Check the Session Pooler status and network connectivity.', runbook: 'https://runbooks/samia#database-connectivity', severity: 'critical' as const,
+      impact: 'Complete API outage', links: [{ text: 'Twilio status', url: 'https://status.twilio.com' }, { text: 'not a link', url: 'javascript:x' }],
+    };
+    const body = pageEvent(a, { baseKey: GROUP_KEY_SHA256, linkBase: 'https://remediator.example', now: new Date(), words });
+    assert.equal(body.payload?.summary, 'No automatic remediation for SamiaTarotDatabaseUnreachable on samia-tarot-api: Complete API outage. Check the Session Pooler status and network connectivity.');
+    assert.equal(body.payload?.source, 'samia-tarot-api');
+    assert.deepEqual(body.links, [
+      { href: 'https://runbooks/samia#database-connectivity', text: 'Runbook' },
+      { href: 'https://status.twilio.com', text: 'Twilio status' },
+      { href: `https://remediator.example/ui/runs/${r.job_id}`, text: 'Remediation run (remediator)' },
+    ]);
+    assert.equal(body.payload?.custom_details?.impact, 'Complete API outage');
+    // A failed fix keeps its summary (the failure first) and carries the impact in the details.
+    const failed = plan([run({ state: 'failed', summary: 'breaker still open' })]).find((x) => x.kind === 'trigger') as Extract<IncidentAction, { kind: 'trigger' }>;
+    const fb = pageEvent(failed, { baseKey: GROUP_KEY_SHA256, now: new Date(), words: { impact: 'No new images' } });
+    assert.match(fb.payload!.summary, /^Auto-remediation failed: .*breaker still open/);
+    assert.equal(fb.payload?.custom_details?.impact, 'No new images');
+  });
+
   test('the summary is cut to 1024 characters; links keep only http(s) URLs', () => {
     const a = plan([run({ state: 'failed', summary: 'x'.repeat(5000) })]).find((x) => x.kind === 'trigger') as Extract<IncidentAction, { kind: 'trigger' }>;
     const s = pageEvent(a, { baseKey: GROUP_KEY_SHA256, now: new Date() }).payload!.summary;

@@ -86,6 +86,30 @@ describe('renderRoot', () => {
     assert.doesNotMatch(t, /Runbook/);
   });
 
+  test("the rule's guide: its runbook wins over the annotation, the impact is a line of its own, its links come first", () => {
+    const guide = {
+      runbook: 'https://runbooks.internal/samia-tarot/ops#voice-service-outage',
+      impact: 'Voice calls unavailable: <!channel> readers cannot call',
+      links: [{ text: 'Twilio status', url: 'https://status.twilio.com' }, { text: 'bad', url: 'javascript:alert(1)' }],
+      instructions: 'Check Twilio.',
+    };
+    const r = renderRoot(view({ guide }));
+    const t = blockText(r.blocks);
+    const linkLine = (r.blocks.filter((b) => b.type === 'context').at(-1) as unknown as { elements: { text: string }[] }).elements[0]!.text;
+    assert.equal(
+      linkLine,
+      '<https://runbooks.internal/samia-tarot/ops#voice-service-outage|Runbook> · <https://status.twilio.com|Twilio status> · ' +
+        '<http://prometheus.local/graph?g0.expr=rate|Prometheus> · ' + linkLine.split(' · ').at(-1),
+    );
+    assert.doesNotMatch(t, /runbooks\.example\/checkout/, "the annotation's runbook is not shown when the rule has one");
+    assert.doesNotMatch(t, /javascript/);
+    assert.match(t, /:warning: \*Impact:\* Voice calls unavailable: &lt;!channel&gt; readers cannot call/, 'escaped: no mention');
+    assert.match(r.text, /Impact: Voice calls unavailable: &lt;!channel&gt; readers cannot call\. Rule restart-checkout/);
+    // Without a runbook of its own, the rule's links still show and the annotation's runbook is used.
+    const fallback = blockText(renderRoot(view({ guide: { links: guide.links } })).blocks);
+    assert.match(fallback, /<https:\/\/runbooks\.example\/checkout\|Runbook> · <https:\/\/status\.twilio\.com\|Twilio status>/);
+  });
+
   test('shows important labels, not all of them', () => {
     const t = blockText(renderRoot(view()).blocks);
     assert.match(t, /namespace: `shop`/);

@@ -1,6 +1,7 @@
 import { pageKey } from '../../core/run.js';
 import { truncate } from '../../core/text.js';
-import type { NotifySpec } from '../../rules/schema.js';
+import type { NotifySpec, RuleLink } from '../../rules/schema.js';
+import { sentence } from '../guide.js';
 import type { IncidentRow, IncidentRun } from '../../store/notify-state.js';
 
 /**
@@ -138,12 +139,19 @@ export function runLink(linkBase: string | undefined, jobId: string): string | u
   return isHttpUrl(linkBase) ? `${linkBase.replace(/\/+$/, '')}/ui/runs/${encodeURIComponent(jobId)}` : undefined;
 }
 
-/** Links shown on the incident: the alert's source (generatorURL), its runbook, the run. Only http(s) URLs: labels are untrusted. */
-export function linksFor(run: Pick<IncidentRun, 'generator_url' | 'annotations' | 'job_id'>, o: { linkBase?: string; runbook?: string } = {}): { href: string; text: string }[] {
+/**
+ * Links shown on the incident: the alert's source (generatorURL), its runbook (the rule's, else the
+ * alert's annotation), the rule's own links (status pages), the run. Only http(s) URLs: labels are untrusted.
+ */
+export function linksFor(
+  run: Pick<IncidentRun, 'generator_url' | 'annotations' | 'job_id'>,
+  o: { linkBase?: string; runbook?: string; links?: RuleLink[] } = {},
+): { href: string; text: string }[] {
   const links: { href: string; text: string }[] = [];
   if (isHttpUrl(run.generator_url)) links.push({ href: run.generator_url, text: 'Alert source (Prometheus)' });
   const runbook = o.runbook ?? run.annotations?.runbook_url;
   if (isHttpUrl(runbook)) links.push({ href: runbook, text: 'Runbook' });
+  for (const l of o.links ?? []) if (isHttpUrl(l.url)) links.push({ href: l.url, text: l.text });
   const r = runLink(o.linkBase, run.job_id);
   if (r) links.push({ href: r, text: 'Remediation run (remediator)' });
   return links;
@@ -166,10 +174,14 @@ export function stateEvent(action: 'acknowledge' | 'resolve', dedupKey: string):
   return { event_action: action, dedup_key: dedupKey };
 }
 
-/** What a rule says about its pages: severity, runbook and the first moves (src/rules/schema.ts `page`). */
+/** What a rule says about its pages: severity, runbook, impact, links and the first moves (src/notifiers/guide.ts). */
 export interface PageWords {
   severity?: 'critical' | 'error' | 'warning' | 'info';
   runbook?: string;
+  /** What the alert means for users: first in a notify-only page's summary, and in custom_details. */
+  impact?: string;
+  /** Extra links (status pages), after the runbook. */
+  links?: RuleLink[];
   instructions?: string;
 }
 
@@ -184,9 +196,14 @@ export function pageEvent(a: Extract<IncidentAction, { kind: 'trigger' }>, o: { 
   const l = first.labels ?? {};
   const alertname = l.alertname ?? first.rule;
   const instructions = o.words?.instructions;
+  const impact = o.words?.impact;
   const more = a.runs.length > 1 ? ` (and ${a.runs.length - 1} more run${a.runs.length > 2 ? 's' : ''} of this alert group)` : '';
   let summary: string;
-  if (a.why === 'notified') summary = `No automatic remediation for ${alertname} on ${source}: ${instructions ?? first.summary ?? 'a human must act.'}${more}`;
+  if (a.why === 'notified') {
+    // The impact first: the person paged reads how bad it is before what to do.
+    const todo = instructions ?? first.summary ?? 'a human must act.';
+    summary = `No automatic remediation for ${alertname} on ${source}: ${impact ? `${sentence(impact)} ${todo}` : todo}${more}`;
+  }
   else if (a.why === 'held') summary = `Auto-remediation held back: ${first.rule} on ${source}: ${a.page!.message}${a.page!.reason ? ` [${a.page!.reason}]` : ''}`;
   else summary = `Auto-remediation failed: ${first.rule} on ${source}: ${first.summary ?? first.error_message ?? 'failed'}${first.error_reason ? ` [${first.error_reason}]` : ''}${more}`;
   const custom: Record<string, unknown> = {
@@ -198,6 +215,7 @@ export function pageEvent(a: Extract<IncidentAction, { kind: 'trigger' }>, o: { 
     attempts: first.attempts,
     error_reason: a.why === 'held' ? a.page!.reason : first.error_reason,
     error_message: first.error_message,
+    impact,
     instructions,
     run_id: first.job_id,
     ...(a.why === 'held' ? { page: a.page!.page } : {}),
@@ -226,7 +244,7 @@ export function pageEvent(a: Extract<IncidentAction, { kind: 'trigger' }>, o: { 
       class: (a.why === 'held' ? a.page!.reason : first.error_reason) ?? a.why,
       custom_details: JSON.parse(JSON.stringify(custom)) as Record<string, unknown>,
     },
-    links: linksFor(first, { linkBase: o.linkBase, runbook: o.words?.runbook }),
+    links: linksFor(first, { linkBase: o.linkBase, runbook: o.words?.runbook, links: o.words?.links }),
     client: 'remediator',
     ...(run ? { client_url: run } : {}),
   };

@@ -5,6 +5,7 @@ import type { RuleTable } from '../../rules/load.js';
 import type { RuleSpec } from '../../rules/schema.js';
 import type { IncidentRow, NotifyState } from '../../store/notify-state.js';
 import type { Notifier, Route, SyncContext } from '../types.js';
+import { guideOf } from '../guide.js';
 import { PagerDutyClient, type PagerDutyClientOptions } from './client.js';
 import { noteContent, pageEvent, planIncident, policyOf, stateEvent, type PagerDutyPolicy } from './events.js';
 
@@ -94,7 +95,7 @@ export function createPagerDutyNotifier(o: PagerDutyNotifierOptions): Notifier {
         await o.state.saveIncident(dedupKey, routing, { resolved_at: inc.resolved_at });
       } else {
         const spec = rules.find((r) => r.spec.name === a.runs[0]!.rule)?.spec;
-        sent.push(await client.enqueue(pageEvent(a, { baseKey: dedupKey, linkBase: o.linkBase, words: wordsOf(spec), now: new Date() }), key, ctx.signal, ctx.log));
+        sent.push(await client.enqueue(pageEvent(a, { baseKey: dedupKey, linkBase: o.linkBase, words: { severity: policyOf(spec?.notify)?.severity, ...guideOf(spec) }, now: new Date() }), key, ctx.signal, ctx.log));
         inc.paged = [...inc.paged, ...a.marks];
         await o.state.saveIncident(dedupKey, routing, { paged: inc.paged });
       }
@@ -141,11 +142,4 @@ export function createPagerDutyNotifier(o: PagerDutyNotifierOptions): Notifier {
       return syncIncident(destination.slice('pagerduty:'.length), item.slice('incident:'.length), ctx);
     },
   };
-}
-
-/** What a rule says about its pages. */
-function wordsOf(spec: RuleSpec | undefined) {
-  const pd = spec ? policyOf(spec.notify) : undefined;
-  const instructions = spec?.action === 'notify' && typeof (spec.params as { instructions?: unknown }).instructions === 'string' ? (spec.params as { instructions: string }).instructions : undefined;
-  return { severity: pd?.severity, runbook: spec?.runbook_url, instructions };
 }

@@ -12,6 +12,7 @@ import { formatElapsed } from '../../core/duration.js';
 import { truncate } from '../../core/text.js';
 import type { AlertInfo } from '../../core/alert.js';
 import type { RunEventType, RunState } from '../../core/run.js';
+import { sentence, type RuleGuide } from '../guide.js';
 
 /** A Block Kit block, structurally (the SDK's KnownBlock lives in @slack/types, not a direct dependency). */
 export interface SlackBlock {
@@ -43,6 +44,8 @@ export interface RootView {
   jobId?: string;
   /** Slack interactivity is set up (SLACK_SIGNING_SECRET): show the buttons. */
   interactive?: boolean;
+  /** What the rule tells people: its runbook (else the alert's runbook_url annotation), impact and links. */
+  guide?: RuleGuide;
 }
 
 /** Labels worth a line on a phone, in this order; alertname and severity are shown apart. */
@@ -130,11 +133,12 @@ export function renderRoot(v: RootView): SlackBody {
   const resolved = v.alertResolvedAt ? ' · :large_green_circle: alert resolved' : '';
   const detail = v.state === 'failed' ? (v.summary ?? v.error) : v.summary;
   const where = v.target ? ` on ${v.target}` : '';
+  const impact = v.guide?.impact;
 
   // The fallback is mrkdwn too (notifications): escaped like the blocks.
   const text = clip(esc(
     `${st.emoji} ${st.label}${v.dryRun && v.state !== 'dry_run' ? ' [DRY RUN]' : ''}: ${alertname}${severity ? ` (${severity})` : ''}${where}` +
-      `${annotations.summary ? ` - ${annotations.summary}` : ''}. Rule ${v.rule}, action ${v.action}.` +
+      `${annotations.summary ? ` - ${annotations.summary}` : ''}.${impact ? ` Impact: ${sentence(impact)}` : ''} Rule ${v.rule}, action ${v.action}.` +
       `${v.alertResolvedAt ? ' Alert resolved.' : ''}${detail ? ` ${detail}` : ''}`),
     3000,
   );
@@ -144,6 +148,7 @@ export function renderRoot(v: RootView): SlackBody {
   ];
   const lines = [
     annotations.summary ? `*${esc(clip(annotations.summary, 300))}*` : undefined,
+    impact ? `:warning: *Impact:* ${esc(clip(impact, 300))}` : undefined,
     `${st.emoji} *${esc(st.label)}*${resolved}`,
     detail ? esc(clip(detail, 1500)) : undefined,
   ].filter((l): l is string => l !== undefined);
@@ -164,9 +169,11 @@ export function renderRoot(v: RootView): SlackBody {
     const txt = shown.map(([k, val]) => `${esc(k)}: \`${esc(clip(val, 120))}\``).join(' · ') + (more > 0 ? ` · +${more} more` : '');
     blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: clip(txt, 2000) }] });
   }
+  // The runbook and the rule's links (status pages) first: they are the person's first moves.
   const links = [
+    link(v.guide?.runbook ?? annotations.runbook_url, 'Runbook'),
+    ...(v.guide?.links ?? []).map((l) => link(l.url, l.text)),
     link(v.alert.generatorURL, 'Prometheus'),
-    link(annotations.runbook_url, 'Runbook'),
     link(alertmanagerUrl(v.externalURL, labels), 'Alertmanager'),
   ].filter((l): l is string => l !== undefined);
   if (links.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: links.join(' · ') }] });

@@ -23,9 +23,11 @@ import type { Redis } from 'ioredis';
 import type { RecordedEvent } from '../../core/run.js';
 import { storableDeep } from '../../core/text.js';
 import type { Logger } from '../../log.js';
+import type { RuleTable } from '../../rules/load.js';
 import type { RuleSpec } from '../../rules/schema.js';
 import type { NotifyState } from '../../store/notify-state.js';
 import type { EventRow, RunAlert, RunReader, RunRow } from '../../store/runs.js';
+import { guideOf, type RuleGuide } from '../guide.js';
 import type { Notifier, Route, SyncContext } from '../types.js';
 import { slackCall } from './client.js';
 import { renderReplies, renderRoot, type RootView } from './format.js';
@@ -46,6 +48,8 @@ export interface SlackNotifierOptions {
   /** PUBLIC_URL: summaries link to the status page. */
   linkBase?: string;
   digest?: Partial<DigestOptions>;
+  /** The rule table: roots show the rule's runbook, impact and links (src/notifiers/guide.ts). */
+  table?: () => RuleTable | undefined;
   /** Calls per second per channel, and the burst (Slack: about 1 message per second per channel). */
   pace?: { rate: number; burst: number };
 }
@@ -62,6 +66,7 @@ const HUMAN = new Set(['failed', 'approval_requested', 'expired']);
 export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
   const digest = new StormDigest({ client: o.client, runs: o.runs, state: o.state, redis: o.redis, prefix: o.prefix, linkBase: o.linkBase, ...o.digest });
   const channelOf = (rule: RuleSpec | undefined) => (rule?.notify.slack === false ? undefined : (rule?.notify.slack?.channel ?? o.defaultChannel));
+  const guide = (rule: string) => guideOf(o.table?.()?.rules.find((r) => r.spec.name === rule)?.spec);
 
   async function syncRun(channel: string, jobId: string, ctx: SyncContext): Promise<Record<string, unknown> | void> {
     const run = await o.runs.runWithAlert(jobId);
@@ -88,7 +93,7 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
     let rootTs = thread.root_ts;
     let rootHash = thread.root_hash;
     if (!rootTs) {
-      const root = rootBody(run, o.interactive);
+      const root = rootBody(run, o.interactive, guide(run.rule));
       await ctx.paced();
       const r = await slackCall('chat.postMessage', () => o.client.chat.postMessage({ channel: where, ...root.body, unfurl_links: false, unfurl_media: false }));
       channelId = String(r.channel);
@@ -115,7 +120,7 @@ export function createSlackNotifier(o: SlackNotifierOptions): Notifier {
       sent.reply_ts = String(p.ts);
     }
     if (replies.length === 0 && events.length) await o.state.saveThread(jobId, { posted_through: events.at(-1)!.id });
-    const root = rootBody(run, o.interactive);
+    const root = rootBody(run, o.interactive, guide(run.rule));
     if (root.hash !== rootHash) {
       await ctx.paced();
       await slackCall('chat.update', () => o.client.chat.update({ channel: channelId, ts: rootTs!, ...root.body }));
@@ -176,8 +181,8 @@ export function rootView(run: RunRow & { alert: RunAlert }): RootView {
   };
 }
 
-function rootBody(run: RunRow & { alert: RunAlert }, interactive?: boolean) {
+function rootBody(run: RunRow & { alert: RunAlert }, interactive?: boolean, guide?: RuleGuide) {
   const view = rootView(run);
-  const body = storableDeep(renderRoot({ ...view, interactive }));
+  const body = storableDeep(renderRoot({ ...view, interactive, guide }));
   return { body, state: `${view.state}${view.alertResolvedAt ? '+resolved' : ''}`, hash: createHash('sha256').update(JSON.stringify(body)).digest('hex') };
 }
