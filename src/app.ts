@@ -53,7 +53,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(alertmanagerRouter(deps));
   app.use(malformedUrl(deps.log)); // every other route: a URL that does not decode is the client's 400
   app.use(healthRouter(deps));
-  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts(), deliveries: streamKey(deps.prefix) } }));
+  app.use(metricsRouter({ metrics: deps.metrics, persistence: deps.persistence, shared: { queues: deps.queues, redis: deps.redis, pool: deps.pool, schema: deps.schema, safetyCounts: () => deps.operator.store.counts(), deliveries: (deps.shardPrefixes ?? [deps.prefix]).map(streamKey) } }));
   app.use(adminRouter(deps));
   app.use(adminSafetyRouter({ operator: deps.operator, adminToken: deps.adminToken, viewerToken: deps.viewerToken, table: deps.table, redis: deps.redis, prefix: deps.prefix, log: deps.log }));
   app.use(pagerDutyWebhookRouter(deps));

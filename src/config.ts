@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseShardList } from './core/shards.js';
 import { formatDuration, parseDuration } from './core/duration.js';
 
 /** The usual spellings, in any case: true/false, yes/no, on/off, 1/0 (`DRY_RUN=TRUE` is true). */
@@ -48,6 +49,14 @@ const envSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/postgres'),
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier').default('remediator'),
   RULES_DIR: z.string().min(1).default('./rules'),
+  /** Shards of the delivery stream and the remediation queue (src/redis/shards.ts): 1 on a single Redis, e.g. 16 on a cluster. */
+  SHARDS: z.coerce.number().int().min(1).max(256).default(1),
+  /** The shards this process's intake and workers consume, e.g. "0-7"; unset: all. */
+  SHARDS_CONSUMED: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be shard numbers and ranges, e.g. 0-7,12').optional(),
+  /** After writing a delivery, wait for this many replicas to have it before answering 2xx (Redis WAIT); 0: off. */
+  REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(10).default(0),
+  /** How long the receiver waits for the replicas; fewer in time is a 503 (Alertmanager sends again). */
+  REDIS_WAIT_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(500),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_{}.-]+$/, 'letters, digits, "_", "-", "." and a {hash tag} only').default('remediator'),
   WEBHOOK_TOKEN: z.string().min(1).optional(),
   WEBHOOK_BASIC_AUTH: z.string().regex(/^[^:]+:.+$/, 'must be user:password').optional(),
@@ -126,6 +135,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // In a cluster, BullMQ's scripts need all keys of a queue in one slot: a {hash tag} in the prefix.
   if (res.data.REDIS_CLUSTER_NODES && !/\{[^{}]+\}/.test(res.data.QUEUE_PREFIX)) {
     throw new ConfigError(`invalid environment:\n  QUEUE_PREFIX: with REDIS_CLUSTER_NODES it must contain a {hash tag}, e.g. {remediator} (got ${JSON.stringify(res.data.QUEUE_PREFIX)})`);
+  }
+  if (res.data.SHARDS_CONSUMED && !parseShardList(res.data.SHARDS_CONSUMED, res.data.SHARDS)) {
+    throw new ConfigError(`invalid environment:\n  SHARDS_CONSUMED: shards run from 0 to ${res.data.SHARDS - 1} (SHARDS=${res.data.SHARDS}) (got ${JSON.stringify(res.data.SHARDS_CONSUMED)})`);
   }
   return res.data;
 }

@@ -10,6 +10,7 @@ import { createApp } from './app.js';
 import { Components } from './components.js';
 import type { Config } from './config.js';
 import { DeadlineError, withTimeout } from './core/deadline.js';
+import { parseShardList, shardsOf, type Shards } from './core/shards.js';
 import { postgresError, redisError } from './core/dependencies.js';
 import { redactUrl } from './core/redact.js';
 import { listen } from './http-server.js';
@@ -86,7 +87,10 @@ interface Core {
   producer: Redis;
   /** Fail-fast connection for plain commands (the stream, the safety state, the outbox). */
   plain: Redis;
-  remediations: Queue;
+  /** The deployment's shards (src/core/shards.ts): their prefixes, and the ones this process consumes. */
+  shards: Shards;
+  /** The remediation queue of every shard (index = shard). */
+  remediations: Queue[];
   notify: Queue;
   notifiers: Notifier[];
   persistence: ReturnType<typeof watchPersistence>;
@@ -196,18 +200,19 @@ async function connect(config: Config, opts: ServiceOptions, registry: Registry,
   // BullMQ loads its scripts into the producer; plain commands go on a connection without them.
   const plain = redisConnection(config.REDIS_URL, 'plain', health, 'plain', config.REDIS_CLUSTER_NODES);
   parts.add('redis connections', 'connections', async () => [producer, plain].forEach((c) => c.disconnect()));
-  const remediations = makeQueue(QUEUES.remediations, producer, config.QUEUE_PREFIX);
+  const shards = shardsOf(config.QUEUE_PREFIX, config.SHARDS, config.SHARDS_CONSUMED ? parseShardList(config.SHARDS_CONSUMED, config.SHARDS) : undefined);
+  const remediations = shards.prefixes.map((p) => makeQueue(QUEUES.remediations, producer, p));
   const notify = makeQueue(NOTIFY_QUEUE, producer, config.QUEUE_PREFIX);
-  parts.add('queues', 'queues', () => Promise.all([remediations.close(), notify.close()]));
+  parts.add('queues', 'queues', () => Promise.all([...remediations.map((q) => q.close()), notify.close()]));
   // The producer fails fast by design, so it must be connected before the first webhook.
   const plainReady = new Promise<void>((resolve, reject) => {
     if (plain.status === 'ready') return resolve();
     plain.once('ready', () => resolve());
     plain.once('error', reject);
   });
-  await withTimeout(Promise.all([remediations.waitUntilReady(), plainReady]), 5000, 'connecting to Redis').catch(async (err: unknown) => {
+  await withTimeout(Promise.all([remediations[0]!.waitUntilReady(), plainReady]), 5000, 'connecting to Redis').catch(async (err: unknown) => {
     for (const c of [producer, plain]) c.disconnect();
-    await Promise.all([remediations.close(), notify.close()].map((p) => p.catch(() => {})));
+    await Promise.all([...remediations.map((q) => q.close()), notify.close()].map((p) => p.catch(() => {})));
     await pool.end().catch(() => {});
     throw redisError(err, config.REDIS_URL);
   });
@@ -225,7 +230,7 @@ async function connect(config: Config, opts: ServiceOptions, registry: Registry,
   parts.add('notifiers', 'stores', () => Promise.all(notifiers.map((n) => n.close?.())));
   return {
     config, env, log, metrics, registry, table, pool, runs, safetyAudit: new SafetyAudit(pool, config.DATABASE_SCHEMA), journal, health, producer, plain,
-    remediations, notify, notifiers, persistence, parts, shutdown,
+    shards, remediations, notify, notifiers, persistence, parts, shutdown,
   };
 }
 
@@ -253,13 +258,17 @@ async function startWorkers(c: Core): Promise<void> {
   // The kill switch counts live workers where it writes (src/redis/heartbeat.ts); gone once the work is done.
   const heartbeat = startHeartbeat({ redis: lockConn, prefix, role: config.REMEDIATOR_ROLE, table: c.table, log });
   c.parts.add('heartbeat', 'queues', () => heartbeat.stop());
-  const remediation = startRemediationWorker({
-    connection: workerConn, redis: lockConn, queue: c.remediations, prefix, table: c.table, registry: c.registry, journal: c.journal, runs: c.runs, log,
-    concurrency: config.WORKER_CONCURRENCY, shutdown: c.shutdown.signal, lockMs: config.WORKER_LOCK_MS, metrics: c.metrics,
-    deps: { pool: c.pool, schema: config.DATABASE_SCHEMA, env: c.env, fetch: globalThis.fetch, now: () => new Date(), kubeConfig: lazyKubeConfig(c.env) },
-    safety: { state, audit: c.safetyAudit, approvals, verify },
-  });
-  c.parts.add('remediation worker', 'work', () => remediation.close());
+  // One BullMQ worker per consumed shard; together they run WORKER_CONCURRENCY jobs at most.
+  const perShard = Math.max(1, Math.ceil(config.WORKER_CONCURRENCY / c.shards.consumed.length));
+  for (const shard of c.shards.consumed) {
+    const remediation = startRemediationWorker({
+      connection: workerConn, redis: lockConn, queue: c.remediations[shard]!, queuePrefix: c.shards.prefixes[shard], prefix, table: c.table, registry: c.registry,
+      journal: c.journal, runs: c.runs, log, concurrency: perShard, shutdown: c.shutdown.signal, lockMs: config.WORKER_LOCK_MS, metrics: c.metrics,
+      deps: { pool: c.pool, schema: config.DATABASE_SCHEMA, env: c.env, fetch: globalThis.fetch, now: () => new Date(), kubeConfig: lazyKubeConfig(c.env) },
+      safety: { state, audit: c.safetyAudit, approvals, verify },
+    });
+    c.parts.add(`remediation worker (shard ${shard})`, 'work', () => remediation.close());
+  }
   const verifier = startVerifyWorker({ connection: workerConn, prefix, deps: { journal: c.journal, safety: state, safetyAudit: c.safetyAudit }, table: c.table, log });
   c.parts.add('verify worker', 'work', () => verifier.close());
   if (c.notifiers.length) {
@@ -269,12 +278,14 @@ async function startWorkers(c: Core): Promise<void> {
     });
     c.parts.add('notification worker', 'work', () => notification.close());
   }
-  // Takes accepted deliveries in; stopped before the workers.
-  const intake = startIntake({
-    blocking: conn('intake-stream'), redis: c.plain, prefix, remediations: c.remediations, journal: c.journal, lanes: { redis: c.plain, prefix },
-    table: c.table, log, metrics: c.metrics, dryRun: config.DRY_RUN,
-  });
-  c.parts.add('intake', 'intake', () => intake.close());
+  // Takes accepted deliveries in, one loop per consumed shard's stream; stopped before the workers.
+  for (const shard of c.shards.consumed) {
+    const intake = startIntake({
+      blocking: conn(`intake-stream-${shard}`), redis: c.plain, prefix: c.shards.prefixes[shard]!, remediations: c.remediations, journal: c.journal,
+      lanes: { redis: c.plain, prefix }, table: c.table, log, metrics: c.metrics, dryRun: config.DRY_RUN,
+    });
+    c.parts.add(`intake (shard ${shard})`, 'intake', () => intake.close());
+  }
   // Cooling sender numbers whose time has passed go back to their pool's spares.
   const sweep = setInterval(() => {
     releaseCooledNumbers(c.pool, config.DATABASE_SCHEMA, new Date()).then(
@@ -296,9 +307,10 @@ async function startReceiver(c: Core, reloads: ReloadStatus): Promise<string> {
   }
   const verify = makeQueue(VERIFY_QUEUE, c.producer, prefix);
   c.parts.add('verify queue (metrics)', 'queues', () => verify.close());
-  const metricQueues = [c.remediations, c.notify, verify];
+  const metricQueues = [...c.remediations, c.notify, verify];
   const webhook = {
-    table: c.table, redis: c.plain, prefix, log, metrics: c.metrics,
+    table: c.table, redis: c.plain, prefix, shardPrefixes: c.shards.prefixes, log, metrics: c.metrics,
+    waitReplicas: { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS },
     auth: { token: config.WEBHOOK_TOKEN, basic: config.WEBHOOK_BASIC_AUTH }, dryRun: config.DRY_RUN, maxBytes: config.WEBHOOK_MAX_BYTES,
   };
   const state = new SafetyState(c.plain, prefix);
@@ -306,8 +318,12 @@ async function startReceiver(c: Core, reloads: ReloadStatus): Promise<string> {
     store: state, audit: c.safetyAudit, approvals: new Approvals(c.plain, prefix), journal: c.journal, runs: c.runs, now: () => new Date(),
     // A decision releases the run waiting for it at once (it waits as a delayed job until its expiry).
     release: async (jobId) => {
-      const job = await c.remediations.getJob(jobId);
-      if (job && (await job.isDelayed())) await job.promote();
+      // The job is in one shard's queue; asking each is cheap, and decisions are rare.
+      for (const q of c.remediations) {
+        const job = await q.getJob(jobId);
+        if (job && (await job.isDelayed())) return void (await job.promote());
+        if (job) return;
+      }
     },
   };
   const app = createApp({

@@ -20,7 +20,7 @@ export interface SharedState {
   /** Runs held back by a safety gate, by reason, counted in Redis by every worker process. */
   safetyCounts?: () => Promise<Record<string, number>>;
   /** The delivery stream's key: accepted webhooks not yet fanned out into jobs (src/queue/delivery-stream.ts). */
-  deliveries?: string;
+  deliveries?: string[];
 }
 
 /**
@@ -115,13 +115,23 @@ async function readQueues(s: SharedState, jobs: Gauge<'queue' | 'state'>, oldest
   );
   // Accepted deliveries wait in a stream until a worker's ingest stage fans them out (entries are
   // deleted once done): its length is that backlog, and an entry id starts with its time in ms.
-  const stream = s.deliveries ? await readStream(s.redis, s.deliveries, now) : undefined;
+  const streams = s.deliveries ? await Promise.all(s.deliveries.map((k) => readStream(s.redis, k, now))) : undefined;
+  const stream = streams && { length: streams.reduce((n, x) => n + x.length, 0), age: Math.max(0, ...streams.map((x) => x.age)) };
   jobs.reset();
   workers.reset();
+  // The shards of one queue (src/core/shards.ts) are summed: one series per queue name.
+  const byName = new Map<string, { counts: Record<string, number>; age: number; count?: number }>();
   for (const { q, counts, age, count } of read) {
-    for (const [state, n] of Object.entries(counts)) jobs.set({ queue: q.name, state }, n);
-    oldest.set({ queue: q.name }, age);
-    if (count !== undefined) workers.set({ queue: q.name }, count);
+    const t = byName.get(q.name) ?? { counts: {}, age: 0 };
+    for (const [state, n] of Object.entries(counts)) t.counts[state] = (t.counts[state] ?? 0) + n;
+    t.age = Math.max(t.age, age);
+    if (count !== undefined) t.count = Math.max(t.count ?? 0, count);
+    byName.set(q.name, t);
+  }
+  for (const [name, t] of byName) {
+    for (const [state, n] of Object.entries(t.counts)) jobs.set({ queue: name, state }, n);
+    oldest.set({ queue: name }, t.age);
+    if (t.count !== undefined) workers.set({ queue: name }, t.count);
   }
   if (stream) {
     jobs.set({ queue: 'deliveries', state: 'waiting' }, stream.length);

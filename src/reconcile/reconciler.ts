@@ -2,6 +2,7 @@ import { deadline } from '../core/deadline.js';
 import { isRedirect, MANUAL_REDIRECT, redirectLocation, redirectMessage } from '../core/redirect.js';
 import type { Logger } from '../log.js';
 import { QUEUES } from '../redis/connection.js';
+import { jobShard } from '../run/placement.js';
 import { acceptDelivery, type AcceptDeps } from '../receivers/webhook-accept.js';
 import { webhookSchema } from '../core/alert.js';
 import { decide } from '../rules/table.js';
@@ -132,13 +133,14 @@ export class Reconciler {
     const table = this.o.deps.table();
     if (!table || alerts.length === 0) return [];
     const ctx = { groupKey: '', receiver: this.o.receiver, externalURL: '', receivedAt: new Date().toISOString(), dryRun: this.o.deps.dryRun };
-    const base = `${this.o.deps.prefix}:${QUEUES.remediations}:`;
+    const prefixes = this.o.deps.shardPrefixes ?? [this.o.deps.prefix];
     const out: ApiAlert[] = [];
     for (const a of alerts) {
       const info = { ...a, status: 'firing' as const };
-      const ids = decide(table, info, ctx).decisions.flatMap((d) => (d.job ? [d.job.jobId] : []));
-      if (ids.length === 0) continue;
-      const exists = await Promise.all(ids.map((id) => this.o.deps.redis.exists(base + id)));
+      const jobs = decide(table, info, ctx).decisions.flatMap((d) => (d.job ? [d.job] : []));
+      if (jobs.length === 0) continue;
+      const keys = jobs.map((j) => `${prefixes[jobShard(j, table.rules.find((r) => r.spec.name === j.rule)?.spec, prefixes.length)]}:${QUEUES.remediations}:${j.jobId}`);
+      const exists = await Promise.all(keys.map((k) => this.o.deps.redis.exists(k)));
       if (exists.some((n) => n === 0)) out.push(a);
     }
     return out;

@@ -23,6 +23,20 @@ export async function appendDelivery(redis: Redis, prefix: string, d: Omit<Deliv
   return (await redis.xadd(streamKey(prefix), '*', 'd', d.body, 't', d.receivedAt, 'n', d.dryRun ? '1' : '0')) as string;
 }
 
+/**
+ * Appends one delivery and waits until `replicas` replicas of the stream's master have it (Redis
+ * WAIT, in the same pipeline so it goes to that master): a failover that promotes a replica then
+ * keeps every delivery answered 2xx. Returns how many replicas acknowledged it within `timeoutMs`.
+ * https://redis.io/docs/latest/commands/wait/
+ */
+export async function appendDeliveryReplicated(redis: Redis, prefix: string, d: Omit<Delivery, 'id'>, replicas: number, timeoutMs: number): Promise<number> {
+  const res = await redis.pipeline().xadd(streamKey(prefix), '*', 'd', d.body, 't', d.receivedAt, 'n', d.dryRun ? '1' : '0').wait(replicas, timeoutMs).exec();
+  const [added, waited] = res ?? [];
+  if (added?.[0]) throw added[0];
+  if (waited?.[0]) throw waited[0];
+  return Number(waited?.[1] ?? 0);
+}
+
 /** Creates the consumer group (and the stream) if missing; safe to call from every worker. */
 export async function ensureGroup(redis: Redis, prefix: string): Promise<void> {
   try {

@@ -22,7 +22,8 @@ export function boardRouter(queues: Queue[]): Router {
   const board = new ExpressAdapter();
   board.setBasePath('/ui/queues');
   createBullBoard({
-    queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: true })),
+    // Shards of one queue share its name: each is shown under its own Redis prefix.
+    queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: true, ...(queues.filter((x) => x.name === q.name).length > 1 ? { prefix: `${q.opts.prefix ?? ''}/` } : {}) })),
     serverAdapter: board,
     options: { uiConfig: { boardTitle: 'remediator queues' } },
   });

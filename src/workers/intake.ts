@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Journal } from '../run/journal.js';
 import { laneOf, type Lanes } from '../run/lanes.js';
+import { jobShard } from '../run/placement.js';
 import type { RuleTable } from '../rules/load.js';
 import { decide } from '../rules/table.js';
 import { claimStale, ensureGroup, finish, forgetConsumer, readDeliveries, type Delivery } from '../redis/delivery-stream.js';
@@ -19,8 +20,10 @@ export interface IntakeOptions {
   blocking: Redis;
   /** Plain commands (XACK/XDEL, lane counters), without BullMQ's scripts. */
   redis: Redis;
+  /** This intake's shard: the delivery stream it reads. */
   prefix: string;
-  remediations: Queue;
+  /** The remediation queue of every shard (index = shard): a job goes to its target's shard (src/run/placement.ts). */
+  remediations: Queue[];
   journal: Journal;
   /** Storm detection per rule, for fairness (src/run/lanes.ts). */
   lanes: Lanes;
@@ -146,6 +149,7 @@ export function startIntake(o: IntakeOptions): Intake {
 
 /** Decides one batch, writes it to the journal and queues its jobs; throws (nothing acknowledged) on failure. */
 export async function takeIn(o: Pick<IntakeOptions, 'remediations' | 'journal' | 'lanes' | 'table' | 'log' | 'metrics' | 'dryRun'>, deliveries: Delivery[]): Promise<void> {
+  const queues = o.remediations;
   const table = o.table();
   const batch: IntakeDelivery[] = [];
   for (const delivery of deliveries) {
@@ -183,20 +187,24 @@ export async function takeIn(o: Pick<IntakeOptions, 'remediations' | 'journal' |
   }
   if (jobs.length) {
     const priorities = await laneOf(o.lanes, jobs, (rule) => table.rules.find((r) => r.spec.name === rule)?.spec);
-    // BullMQ ignores an add whose id exists, so two intakes racing on one firing still make one job.
-    await o.remediations.addBulk(
-      jobs.map((j: JobSpec, i) => {
-        const spec = table.rules.find((r) => r.spec.name === j.rule)?.spec;
-        return {
-          name: j.action,
-          data: j,
-          opts: {
-            jobId: j.jobId, attempts: spec?.attempts, backoff: spec?.backoff, ...(priorities[i] ? { priority: priorities[i] } : {}),
-            removeOnComplete: { age: KEEP_FINISHED_SECONDS }, removeOnFail: { age: KEEP_FINISHED_SECONDS },
-          },
-        };
-      }),
-    );
+    // BullMQ ignores an add whose id exists, so two intakes racing on one firing still make one job
+    // (a job's shard is a function of the job: the same firing always goes to the same queue).
+    const byShard = new Map<number, Parameters<Queue['addBulk']>[0]>();
+    jobs.forEach((j: JobSpec, i) => {
+      const spec = table.rules.find((r) => r.spec.name === j.rule)?.spec;
+      const shard = jobShard(j, spec, queues.length);
+      let list = byShard.get(shard);
+      if (!list) byShard.set(shard, (list = []));
+      list.push({
+        name: j.action,
+        data: j,
+        opts: {
+          jobId: j.jobId, attempts: spec?.attempts, backoff: spec?.backoff, ...(priorities[i] ? { priority: priorities[i] } : {}),
+          removeOnComplete: { age: KEEP_FINISHED_SECONDS }, removeOnFail: { age: KEEP_FINISHED_SECONDS },
+        },
+      });
+    });
+    await Promise.all([...byShard].map(([shard, list]) => queues[shard]!.addBulk(list)));
   }
   let enqueued = 0;
   let duplicates = 0;
@@ -215,8 +223,8 @@ export async function takeIn(o: Pick<IntakeOptions, 'remediations' | 'journal' |
     // One line per delivery with its decisions (job, rule, fingerprint).
     o.log.info('delivery decided', deliveryLogFields(d, mine, dup));
   }
-  o.metrics?.jobsEnqueued.inc({ queue: o.remediations.name }, enqueued);
-  o.metrics?.jobsDeduplicated.inc({ queue: o.remediations.name }, duplicates);
+  o.metrics?.jobsEnqueued.inc({ queue: 'remediations' }, enqueued);
+  o.metrics?.jobsDeduplicated.inc({ queue: 'remediations' }, duplicates);
 }
 
 /**

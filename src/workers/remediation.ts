@@ -13,6 +13,7 @@ import type { SafetyState } from '../redis/safety-state.js';
 import { TargetLock } from '../redis/target-lock.js';
 import { QUEUES } from '../redis/connection.js';
 import { execute } from '../run/execute.js';
+import { lockKeyOf } from '../run/placement.js';
 import { startCooldown } from '../run/gates/cooldown.js';
 import { runGates, type GateContext } from '../run/gates/index.js';
 import type { Journal, RunRef } from '../run/journal.js';
@@ -22,8 +23,10 @@ import { scheduleVerify } from './verify.js';
 
 export interface RemediationWorkerOptions {
   connection: Redis;
-  /** The remediation queue (a released target wakes the next run waiting for it). */
+  /** This worker's remediation queue (one shard's; a released target wakes the next run waiting for it there). */
   queue: Queue;
+  /** That queue's prefix (the shard's); `prefix` is the global one (locks, safety state). Default: `prefix`. */
+  queuePrefix?: string;
   /** A separate non-blocking connection for locks and the safety state. */
   redis: Redis;
   prefix: string;
@@ -53,7 +56,7 @@ export function startRemediationWorker(o: RemediationWorkerOptions): Worker {
   const lock = new TargetLock(o.redis, o.prefix);
   const worker = new Worker(QUEUES.remediations, (job: Job<JobSpec>, token?: string) => processJob(o, lock, job, token), {
     connection: o.connection,
-    prefix: o.prefix,
+    prefix: o.queuePrefix ?? o.prefix,
     concurrency: o.concurrency ?? 8,
     // BullMQ renews the lock every lockDuration/2 while a job runs, so long remediations keep it;
     // when a worker dies, its job is found stalled after about one lock period and runs again.
@@ -135,10 +138,9 @@ async function processJob(o: RemediationWorkerOptions, lock: TargetLock, job: Jo
     throw new UnrecoverableError(spec.refusal.message);
   }
 
-  // One run at a time per target. A rule without a target (notify) touches nothing: its runs need
-  // the lock only for the cooldown check, which must not race.
-  const needsLock = spec.target !== undefined || rule.spec.cooldown !== undefined;
-  const lockKey = `${spec.action}:${spec.target ?? spec.rule}`;
+  // One run at a time per target (src/run/placement.ts says which runs take the lock).
+  const lockKey = lockKeyOf(spec, rule.spec) ?? '';
+  const needsLock = lockKey !== '';
   const held = !needsLock || (await lock.acquire(lockKey, spec.jobId, rule.spec.timeout + 60_000));
   if (!held) {
     // Another run acts on this target now: wait in line without using an attempt. The run that

@@ -37,7 +37,7 @@ describe('intake against a real Redis and PostgreSQL', () => {
     db = await testSchema('intake');
     runs = new RunReader(db.pool, db.schema);
     const journal = new Journal(new JournalStore(db.pool, db.schema), runs, { log: silentLogger });
-    base = { remediations, journal, lanes: { redis, prefix }, table: () => table, log: silentLogger, dryRun: false };
+    base = { remediations: [remediations], journal, lanes: { redis, prefix }, table: () => table, log: silentLogger, dryRun: false };
   });
   after(async () => {
     await remediations.close();
