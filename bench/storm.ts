@@ -57,6 +57,12 @@ export interface StormOptions {
   targets?: number;
   /** Canaries: alerts of another rule fired one by one during the storm; their webhook-to-start is the fairness figure. */
   canaries?: number;
+  /** Called once every run has ended, before cleanup (bench/cluster.ts: commands per master); its line goes in the results. */
+  onDone?: () => Promise<string | undefined>;
+  /** QUEUE_PREFIX (default `storm-<id>`, `{storm-<id>}` on a cluster). */
+  prefix?: string;
+  /** Called once the processes are up, before the first webhook (bench/cluster.ts: resets Redis counters). */
+  onReady?: () => Promise<void>;
 }
 
 export interface StormResult {
@@ -90,6 +96,10 @@ export interface StormResult {
   canary?: { n: number; p50: number; p99: number; max: number };
   /** Resets the fake breaker received (action breaker). */
   resets?: number;
+  /** Webhooks refused (non-200 or no answer) and retried: from the first to the last refusal, seconds after the first webhook, and the 200s answered meanwhile. */
+  refusals?: { n: number; fromS: number; toS: number; okBetween: number };
+  /** The line onDone returned. */
+  done?: string;
 }
 
 export interface Proc {
@@ -103,11 +113,31 @@ export interface Proc {
   out: string;
 }
 
+/** Children still running: killed if the bench itself is stopped (Ctrl-C, timeout), so none outlives it. */
+const live = new Set<ChildProcess>();
+let reaperInstalled = false;
+function installReaper(): void {
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.once('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      for (const c of live) c.kill('SIGTERM');
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+    });
+  }
+}
+
 export async function startProc(name: string, env: Record<string, string>): Promise<Proc> {
+  installReaper();
   // The compiled service, as `npm start` and the container run it (built first when stale).
   // BENCH_NODE_ARGS: extra node flags for the processes under test (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...extra, 'dist/main.js'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
   const p: Proc = { name, child, maxRss: 0, startRss: 0, out: '' };
   await new Promise<void>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`${name} not started in 60 s:\n${p.out.slice(-4000)}`)), 60_000);
@@ -166,12 +196,23 @@ function deliveries(o: StormOptions, runId: string, startsAt: string): string[][
   return [groups, [...groups].reverse(), groups].slice(0, o.copies ?? 3);
 }
 
-async function send(urls: string[], rounds: string[][], connections: number, pace?: number): Promise<{ webhooks: number; non200: number; lastAnswer: number }> {
+interface Sent {
+  webhooks: number;
+  non200: number;
+  lastAnswer: number;
+  /** Refusals (non-200 or no answer): when the first and the last came, and how many 200s came between them. */
+  refusals?: { first: number; last: number; okBetween: number };
+}
+
+async function send(urls: string[], rounds: string[][], connections: number, pace?: number): Promise<Sent> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections * urls.length });
   const queue = rounds.flat().map((body, i) => ({ body, url: new URL(`${urls[i % urls.length]}/webhooks/alertmanager`) }));
   let next = 0;
   let non200 = 0;
   let lastAnswer = 0;
+  const oks: number[] = [];
+  let firstRefusal = 0;
+  let lastRefusal = 0;
   const post = (u: URL, body: string) =>
     new Promise<number>((ok, fail) => {
       const req = http.request({ agent, host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
@@ -190,8 +231,13 @@ async function send(urls: string[], rounds: string[][], connections: number, pac
       // Alertmanager retries a failed delivery: so does this, until it is accepted.
       for (;;) {
         const status = await post(url, body).catch(() => 0);
-        if (status === 200) break;
+        if (status === 200) {
+          oks.push(Date.now());
+          break;
+        }
         non200++;
+        lastRefusal = Date.now();
+        firstRefusal ||= lastRefusal;
         await new Promise((r) => setTimeout(r, 200));
       }
       lastAnswer = Date.now();
@@ -199,14 +245,15 @@ async function send(urls: string[], rounds: string[][], connections: number, pac
     }
   }));
   agent.destroy();
-  return { webhooks: queue.length, non200, lastAnswer };
+  const refusals = non200 ? { first: firstRefusal, last: lastRefusal, okBetween: oks.filter((t) => t >= firstRefusal && t <= lastRefusal).length } : undefined;
+  return { webhooks: queue.length, non200, lastAnswer, refusals };
 }
 
 export async function runStorm(o: StormOptions): Promise<StormResult> {
   const id = randomBytes(4).toString('hex');
   const schema = `storm_${id}`;
   // In a cluster every key of one prefix must share a {hash tag}.
-  const prefix = o.env?.REDIS_CLUSTER_NODES ? `{storm-${id}}` : `storm-${id}`;
+  const prefix = o.prefix ?? (o.env?.REDIS_CLUSTER_NODES ? `{storm-${id}}` : `storm-${id}`);
   const rulesDir = await mkdtemp(join(tmpdir(), 'remediator-storm-rules-'));
   const breaker = o.action === 'breaker' ? await fastBreaker() : undefined;
   await writeFile(join(rulesDir, 'storm.yml'), o.rules ?? (breaker ? breakerRules(breaker.url, o.targets ?? 100) : `rules:\n  - name: storm-notify\n    match: ['alertname="StormAlert"']\n    action: notify\n    params: { instructions: "look at {{ labels.instance }}" }\n`));
@@ -234,6 +281,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     const urls = procs.filter((p) => p.url).map((p) => p.url!);
     const runId = id;
     const statementsBefore = await statements(procs);
+    await o.onReady?.();
     const t0 = Date.now();
     const fault = o.fault && new Promise<void>((r) => setTimeout(r, o.fault!.atMs)).then(() => o.fault!.run(procs));
     let sending = true;
@@ -282,6 +330,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
         max(extract(epoch FROM started_at - queued_at))::float8 * 1000 AS max
       FROM "${schema}".runs WHERE rule = 'canary' AND started_at IS NOT NULL`);
     const statementsAfter = await statements(procs);
+    const done = await o.onDone?.();
     const workers = o.mode === 'all' ? 1 : 2;
     const busySeconds = (counts.last_end - counts.first_start) / 1000;
     return {
@@ -296,6 +345,8 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
       statementsPerRun: statementsBefore !== undefined && statementsAfter !== undefined ? (statementsAfter - statementsBefore) / Math.max(1, counts.runs + canary.n) : undefined,
       ...(canary.n ? { canary: { n: canary.n, p50: canary.p50, p99: canary.p99, max: canary.max } } : {}),
       ...(breaker ? { resets: breaker.resets() } : {}),
+      ...(sent.refusals ? { refusals: { n: sent.non200, fromS: (sent.refusals.first - t0) / 1000, toS: (sent.refusals.last - t0) / 1000, okBetween: sent.refusals.okBetween } } : {}),
+      ...(done ? { done } : {}),
     };
   } finally {
     clearInterval(sampler);
@@ -307,12 +358,16 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
       : undefined;
     const r = cluster ?? new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
     for (const node of cluster ? (await new Promise((ok) => cluster.once('ready', ok)), cluster.nodes('master')) : [r as Redis]) {
-      let cursor = '0';
-      do {
-        const [nextCursor, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = nextCursor;
-        if (keys.length) await node.unlink(...keys);
-      } while (cursor !== '0');
+      // The global prefix and the shards' (`storm-<id>:{s<i>.<k>}:...`, see src/core/shards.ts).
+      for (const match of new Set([`${prefix}:*`, `${prefix.replace(/[{}]/g, '')}:*`])) {
+        let cursor = '0';
+        do {
+          const [nextCursor, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+          cursor = nextCursor;
+          // One key per UNLINK (pipelined): in a cluster the keys of one SCAN page sit in different slots.
+          if (keys.length) await keys.reduce((pl, k) => pl.unlink(k), node.pipeline()).exec();
+        } while (cursor !== '0');
+      }
     }
     r.disconnect();
     await rm(rulesDir, { recursive: true, force: true });
@@ -374,6 +429,8 @@ export function printStorm(r: StormResult): void {
     r.statementsPerRun !== undefined ? `PostgreSQL statements per run: ${f(r.statementsPerRun, 2)}` : undefined,
     r.canary ? `canaries (another rule during the storm): ${r.canary.n}, webhook-to-start p50 ${f(r.canary.p50, 0)} ms, p99 ${f(r.canary.p99, 0)} ms, max ${f(r.canary.max, 0)} ms` : undefined,
     r.resets !== undefined ? `breaker resets received: ${r.resets}` : undefined,
+    r.refusals ? `webhooks refused and retried: ${r.refusals.n}, from ${f(r.refusals.fromS)} s to ${f(r.refusals.toS)} s after the first webhook, ${r.refusals.okBetween} answered 200 meanwhile` : undefined,
+    r.done,
   ].filter(Boolean);
   if (extra.length) console.log(`|  | ${extra.join('; ')} |`);
 }

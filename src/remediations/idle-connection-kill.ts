@@ -294,6 +294,9 @@ async function kill(ctx: Ctx, p: Params, q: Query) {
     };
   }
 
+  // Recorded before the first pg_terminate_backend: an attempt that dies in the loop leaves a
+  // re-run that knows backends may already be gone (it is then told, not run blind).
+  await ctx.step(`Terminating ${selected.length} backends on ${targetName}: ${selected.map(describe).join('; ')}`, { pids: selected.map((b) => b.pid) }, { intent: true });
   const signalled: Backend[] = [];
   const left: Backend[] = [];
   const forbidden: { backend: Backend; error: string }[] = [];

@@ -108,7 +108,12 @@ rules:
     ]);
 
     // Everything sent is in the audit, and no secret is.
-    const sent = (await svc.pool.query(`SELECT notifier, state, detail::text AS d, error FROM "${svc.config.DATABASE_SCHEMA}".notifications`)).rows;
+    // (the audit row is written once the send returns: the fake may have answered a moment before)
+    const audit = async () => (await svc.pool.query(`SELECT notifier, state, detail::text AS d, error FROM "${svc.config.DATABASE_SCHEMA}".notifications`)).rows;
+    const sent = await eventually(async () => {
+      const rows = await audit();
+      return rows.filter((n) => n.notifier === 'pagerduty' && n.state === 'sent').length >= 2 ? rows : undefined;
+    }, 'both PagerDuty events in the notification audit');
     assert.ok(sent.some((n) => n.notifier === 'slack' && n.state === 'sent'));
     assert.equal(sent.filter((n) => n.notifier === 'pagerduty' && n.state === 'sent').length, 2);
     for (const n of sent) {

@@ -33,7 +33,7 @@ before(async () => {
   await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
   const c = new Cluster(ports.slice(0, 3).map((port) => ({ host: '127.0.0.1', port })));
   try {
-    await eventually(async () => (await c.cluster('INFO')).includes('cluster_state:ok') && (await c.cluster('NODES')).split('\n').filter((l) => l.includes('slave')).length === 3, 'cluster ok with 3 replicas', 30_000, 200);
+    await eventually(async () => String(await c.cluster('INFO')).includes('cluster_state:ok') && String(await c.cluster('NODES')).split('\n').filter((l) => l.includes('slave')).length === 3, 'cluster ok with 3 replicas', 30_000, 200);
   } finally {
     c.disconnect();
   }
