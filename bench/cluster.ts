@@ -9,7 +9,7 @@
  *   commands it ran during the storm (INFO commandstats, counters reset just before the first
  *   webhook) and its largest DBSIZE (sampled every 500 ms), each with its deviation from an even third.
  * - failover: 3 masters + 3 replicas, SHARDS=16, REDIS_WAIT_REPLICAS=1 (a 200 means a replica has the
- *   delivery). 2 s into the storm one master is SIGKILLed (by default one that does not hold the
+ *   delivery), webhooks paced to last about 20 s. 3 s into the storm one master is SIGKILLed (by default one that does not hold the
  *   global prefix) and started again 5 s later (it rejoins as a replica). Exactly-once counts, the
  *   webhooks refused meanwhile (retried until accepted, as Alertmanager does) and the 200s answered
  *   during that window (deliveries of the other shards).
@@ -66,11 +66,24 @@ async function poll(what: string, ms: number, fn: () => Promise<boolean>): Promi
   }
 }
 
+/** Every redis-server started here, killed if the bench is stopped half way. */
+const started = new Set<Child>();
+process.once('exit', () => {
+  for (const c of started) c.proc.kill('SIGKILL');
+});
+
+async function startNode(dir: string, port: number): Promise<Child> {
+  const c = await startRedis(port, nodeArgs(dir, port));
+  started.add(c);
+  c.proc.once('exit', () => started.delete(c));
+  return c;
+}
+
 async function startCluster(replicas: 0 | 1): Promise<ClusterHandle> {
   const dir = await mkdtemp(join(tmpdir(), 'remediator-cluster-bench-'));
   const nodes: Node[] = [];
   for (let i = 0; i < (replicas ? 6 : 3); i++) nodes.push({ port: await freePort() });
-  for (const n of nodes) n.child = await startRedis(n.port, nodeArgs(dir, n.port));
+  for (const n of nodes) n.child = await startNode(dir, n.port);
   await exec('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
   const handle: ClusterHandle = {
     nodes,
@@ -99,7 +112,7 @@ async function startCluster(replicas: 0 | 1): Promise<ClusterHandle> {
     },
     async restart(port) {
       const n = nodes.find((x) => x.port === port)!;
-      n.child = await startRedis(port, nodeArgs(dir, port));
+      n.child = await startNode(dir, port);
     },
     async close() {
       for (const n of nodes) await n.child?.stop().catch(() => {});
@@ -235,13 +248,16 @@ async function main(): Promise<void> {
       const holdsGlobal = (m: { slots: [number, number][] }) => m.slots.some(([a, b]) => globalSlot >= a && globalSlot <= b);
       const victim = (values.victim === 'global' ? masters.find(holdsGlobal) : masters.find((m) => !holdsGlobal(m)))!;
       let downFor = 0;
+      // Sent over about 20 s, so that the failover happens while webhooks keep coming.
+      const webhooks = Math.ceil(base.alerts / base.perDelivery) * 3;
       const r = await runStorm({
         ...base,
+        pace: Math.max(10, Math.ceil(webhooks / 20)),
         prefix,
         env: { REDIS_CLUSTER_NODES: c.seeds, SHARDS: shards, REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '1000' },
         fault: {
-          name: `master :${victim.port}${holdsGlobal(victim) ? ' (global prefix)' : ''} SIGKILLed at 2 s, back 5 s later`,
-          atMs: 2000,
+          name: `master :${victim.port}${holdsGlobal(victim) ? ' (global prefix)' : ''} SIGKILLed at 3 s, back 5 s later`,
+          atMs: 3000,
           run: async () => {
             const t = Date.now();
             await c.kill(victim.port);

@@ -97,7 +97,7 @@ export interface StormResult {
   /** Resets the fake breaker received (action breaker). */
   resets?: number;
   /** Webhooks refused (non-200 or no answer) and retried: from the first to the last refusal, seconds after the first webhook, and the 200s answered meanwhile. */
-  refusals?: { n: number; fromS: number; toS: number; okBetween: number };
+  refusals?: { n: number; fromS: number; toS: number; okBetween: number; noAnswer: number };
   /** The line onDone returned. */
   done?: string;
 }
@@ -201,7 +201,7 @@ interface Sent {
   non200: number;
   lastAnswer: number;
   /** Refusals (non-200 or no answer): when the first and the last came, and how many 200s came between them. */
-  refusals?: { first: number; last: number; okBetween: number };
+  refusals?: { first: number; last: number; okBetween: number; noAnswer: number };
 }
 
 async function send(urls: string[], rounds: string[][], connections: number, pace?: number): Promise<Sent> {
@@ -212,6 +212,7 @@ async function send(urls: string[], rounds: string[][], connections: number, pac
   let lastAnswer = 0;
   const oks: number[] = [];
   let firstRefusal = 0;
+  let noAnswer = 0;
   let lastRefusal = 0;
   const post = (u: URL, body: string) =>
     new Promise<number>((ok, fail) => {
@@ -219,6 +220,11 @@ async function send(urls: string[], rounds: string[][], connections: number, pac
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${TOKEN}` } }, (res) => {
         res.resume();
         res.on('end', () => ok(res.statusCode ?? 0));
+      });
+      // Alertmanager gives up on a webhook after a while too (and sends it again).
+      req.setTimeout(15_000, () => {
+        noAnswer++;
+        req.destroy(new Error('no answer in 15 s'));
       });
       req.on('error', fail);
       req.end(body);
@@ -245,9 +251,12 @@ async function send(urls: string[], rounds: string[][], connections: number, pac
     }
   }));
   agent.destroy();
-  const refusals = non200 ? { first: firstRefusal, last: lastRefusal, okBetween: oks.filter((t) => t >= firstRefusal && t <= lastRefusal).length } : undefined;
+  const refusals = non200 ? { first: firstRefusal, last: lastRefusal, okBetween: oks.filter((t) => t >= firstRefusal && t <= lastRefusal).length, noAnswer } : undefined;
   return { webhooks: queue.length, non200, lastAnswer, refusals };
 }
+
+/** A progress line on stderr (the results table goes to stdout). */
+const progress = (line: string) => process.stderr.write(`  [${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
 export async function runStorm(o: StormOptions): Promise<StormResult> {
   const id = randomBytes(4).toString('hex');
@@ -300,18 +309,24 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     })();
     const sent = await send(urls, deliveries(o, runId, new Date(t0 - 60_000).toISOString()), o.connections, o.pace);
     sending = false;
+    progress(`sent ${sent.webhooks} webhooks in ${((Date.now() - t0) / 1000).toFixed(1)} s (${sent.non200} refused and retried)`);
     await fault;
     const sendSeconds = (sent.lastAnswer - t0) / 1000;
     // Done when every alert has a finished run and nothing moved for a few seconds.
     const q = (sql: string) => pool.query(sql).then((r) => r.rows);
     let last = '';
     let still = 0;
+    let shown = Date.now();
     for (const deadline = Date.now() + 300_000; Date.now() < deadline; ) {
       const [row] = await q(`SELECT count(*)::int AS runs, count(*) FILTER (WHERE finished_at IS NOT NULL)::int AS done FROM "${schema}".runs`);
       const now = `${row.runs}/${row.done}`;
       still = now === last ? still + 1 : 0;
       last = now;
       if ((row.done >= (o.expectedRuns ?? o.alerts) && still >= 4) || still >= 40) break;
+      if (Date.now() - shown >= 5000) {
+        shown = Date.now();
+        progress(`runs ${row.runs}, ended ${row.done}`);
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
     const [counts] = await q(`SELECT count(*)::int AS runs, count(DISTINCT (fingerprint, rule))::int AS alerts,
@@ -345,7 +360,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
       statementsPerRun: statementsBefore !== undefined && statementsAfter !== undefined ? (statementsAfter - statementsBefore) / Math.max(1, counts.runs + canary.n) : undefined,
       ...(canary.n ? { canary: { n: canary.n, p50: canary.p50, p99: canary.p99, max: canary.max } } : {}),
       ...(breaker ? { resets: breaker.resets() } : {}),
-      ...(sent.refusals ? { refusals: { n: sent.non200, fromS: (sent.refusals.first - t0) / 1000, toS: (sent.refusals.last - t0) / 1000, okBetween: sent.refusals.okBetween } } : {}),
+      ...(sent.refusals ? { refusals: { n: sent.non200, fromS: (sent.refusals.first - t0) / 1000, toS: (sent.refusals.last - t0) / 1000, okBetween: sent.refusals.okBetween, noAnswer: sent.refusals.noAnswer } } : {}),
       ...(done ? { done } : {}),
     };
   } finally {
@@ -380,7 +395,7 @@ export async function statements(procs: Proc[]): Promise<number | undefined> {
   let total = 0;
   for (const p of procs) {
     if (!p.metricsUrl) return undefined;
-    const text = await fetch(`${p.metricsUrl}/metrics`).then((r) => r.text()).catch(() => '');
+    const text = await fetch(`${p.metricsUrl}/metrics`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text()).catch(() => '');
     const m = /^remediator_postgres_statements_total (\d+)/m.exec(text);
     if (!m) return undefined;
     total += Number(m[1]);
@@ -429,7 +444,7 @@ export function printStorm(r: StormResult): void {
     r.statementsPerRun !== undefined ? `PostgreSQL statements per run: ${f(r.statementsPerRun, 2)}` : undefined,
     r.canary ? `canaries (another rule during the storm): ${r.canary.n}, webhook-to-start p50 ${f(r.canary.p50, 0)} ms, p99 ${f(r.canary.p99, 0)} ms, max ${f(r.canary.max, 0)} ms` : undefined,
     r.resets !== undefined ? `breaker resets received: ${r.resets}` : undefined,
-    r.refusals ? `webhooks refused and retried: ${r.refusals.n}, from ${f(r.refusals.fromS)} s to ${f(r.refusals.toS)} s after the first webhook, ${r.refusals.okBetween} answered 200 meanwhile` : undefined,
+    r.refusals ? `webhooks refused and retried: ${r.refusals.n}, from ${f(r.refusals.fromS)} s to ${f(r.refusals.toS)} s after the first webhook, ${r.refusals.okBetween} answered 200 meanwhile${r.refusals.noAnswer ? `, ${r.refusals.noAnswer} never answered (cut after 15 s)` : ''}` : undefined,
     r.done,
   ].filter(Boolean);
   if (extra.length) console.log(`|  | ${extra.join('; ')} |`);

@@ -59,6 +59,9 @@ function clusterConnection(url: string, nodes: string[], opts: RedisOptions): Re
     enableOfflineQueue: opts.enableOfflineQueue ?? true,
     enableAutoPipelining: opts.enableAutoPipelining ?? false,
     clusterRetryStrategy: (n) => Math.min(200 * n, 2000),
+    // ioredis has no periodic refresh by default: a slot map made stale by a failover is fixed only
+    // by a redirection it follows. Re-read it every few seconds too (CLUSTER SLOTS, one node).
+    slotsRefreshInterval: 5000,
   });
   return cluster as unknown as Redis;
 }

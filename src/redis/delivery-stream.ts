@@ -30,11 +30,29 @@ export async function appendDelivery(redis: Redis, prefix: string, d: Omit<Deliv
  * https://redis.io/docs/latest/commands/wait/
  */
 export async function appendDeliveryReplicated(redis: Redis, prefix: string, d: Omit<Delivery, 'id'>, replicas: number, timeoutMs: number): Promise<number> {
-  const res = await redis.pipeline().xadd(streamKey(prefix), '*', 'd', d.body, 't', d.receivedAt, 'n', d.dryRun ? '1' : '0').wait(replicas, timeoutMs).exec();
-  const [added, waited] = res ?? [];
-  if (added?.[0]) throw added[0];
-  if (waited?.[0]) throw waited[0];
-  return Number(waited?.[1] ?? 0);
+  for (let attempt = 1; ; attempt++) {
+    const res = await redis.pipeline().xadd(streamKey(prefix), '*', 'd', d.body, 't', d.receivedAt, 'n', d.dryRun ? '1' : '0').wait(replicas, timeoutMs).exec();
+    const [added, waited] = res ?? [];
+    // After a failover the client's slot map is stale: the old master (now a replica) answers
+    // MOVED to the XADD and an error to the WAIT. ioredis follows a redirection in a pipeline only
+    // when every command got the same one, so it never would here: refresh the slot map and send
+    // again (a redirected XADD was not written: no copy).
+    if (attempt === 1 && added?.[0] && isRedirection(added[0]) && refreshes(redis)) {
+      await new Promise<void>((ok) => redis.refreshSlotsCache(() => ok()));
+      continue;
+    }
+    if (added?.[0]) throw added[0];
+    if (waited?.[0]) throw waited[0];
+    return Number(waited?.[1] ?? 0);
+  }
+}
+
+/** MOVED or ASK: the slot is served elsewhere; the command was not run where it was sent. */
+export const isRedirection = (err: Error): boolean => /^(MOVED|ASK) /.test(err.message);
+
+/** An ioredis Cluster (it has a slot map to refresh). */
+function refreshes(redis: Redis): redis is Redis & { refreshSlotsCache(cb: (err?: Error | null) => void): void } {
+  return typeof (redis as { refreshSlotsCache?: unknown }).refreshSlotsCache === 'function';
 }
 
 /** Creates the consumer group (and the stream) if missing; safe to call from every worker. */

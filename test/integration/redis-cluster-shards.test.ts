@@ -9,6 +9,7 @@ import { Cluster, Redis } from 'ioredis';
 import { freePort, startRedis, type Child } from '../helpers/process.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { postWebhook } from '../helpers/webhook.js';
+import { shardFor } from '../../src/core/shards.js';
 
 /**
  * A real Redis Cluster on loopback, 3 masters and 3 replicas, with SHARDS=12: 2 receivers (each
@@ -119,6 +120,27 @@ test('a master SIGKILLed while deliveries keep coming: its replica takes over; e
   await eventually(async () => accepted.size >= 60, 'deliveries flowing again', 60_000, 100);
   stop = true;
   await sender;
+  // The killed node comes back (as a replica of the promoted one): the shards of that master
+  // accept again. Before, the receivers' slot map stayed stale: those shards answered 503 for good.
+  const port = victim.port;
+  nodes[ports.indexOf(port)] = await startRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '1000', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfilename', `a-${port}.aof`]);
+  const perShard = new Map<number, number>();
+  for (let g = 1000; perShard.size < 12; g++) {
+    const shard = shardFor(`{}:{g="${g}"}`, 12);
+    if (!perShard.has(shard)) perShard.set(shard, g);
+  }
+  const back = new Set<number>();
+  await eventually(async () => {
+    for (const [shard, g] of perShard) {
+      if (back.has(shard)) continue;
+      const status = await postWebhook(services[shard % 2]!.url, hook(g, 1, startsAt)).then((r) => r.status).catch(() => 0);
+      if (status === 200) {
+        back.add(shard);
+        accepted.add(g);
+      }
+    }
+    return back.size === 12;
+  }, `every shard accepts again once the node is back (${[...perShard.keys()].filter((k) => !back.has(k))} still refused)`, 60_000, 250);
   const s = `"${services[0]!.config.DATABASE_SCHEMA}"`;
   const fps = [...accepted].map((g) => (0x5a00000 + g * 100).toString(16));
   await eventually(async () => (await services[0]!.pool.query(`SELECT count(*)::int AS n FROM ${s}.runs WHERE fingerprint = ANY($1) AND state = 'notified'`, [fps])).rows[0].n === fps.length,
