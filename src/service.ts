@@ -256,9 +256,10 @@ async function startWorkers(c: Core): Promise<void> {
   const state = new SafetyState(lockConn, prefix);
   const approvals = new Approvals(lockConn, prefix);
   // The kill switch counts live workers where it writes (src/redis/heartbeat.ts); gone once the work is done.
-  const heartbeat = startHeartbeat({ redis: lockConn, prefix, role: config.REMEDIATOR_ROLE, table: c.table, log });
+  const heartbeat = startHeartbeat({ redis: lockConn, prefix, role: config.REMEDIATOR_ROLE, table: c.table, log, shards: { total: c.shards.prefixes.length, consumed: c.shards.consumed } });
   c.parts.add('heartbeat', 'queues', () => heartbeat.stop());
-  // One BullMQ worker per consumed shard; together they run WORKER_CONCURRENCY jobs at most.
+  // One BullMQ worker per consumed shard, WORKER_CONCURRENCY split over them (at least one each:
+  // 16 shards with WORKER_CONCURRENCY=8 run up to 16 jobs).
   const perShard = Math.max(1, Math.ceil(config.WORKER_CONCURRENCY / c.shards.consumed.length));
   for (const shard of c.shards.consumed) {
     const remediation = startRemediationWorker({

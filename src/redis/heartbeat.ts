@@ -35,6 +35,8 @@ export interface WorkerBeat {
   startedAt: string;
   /** How often it beats; it is live for 3 of these after its last beat. */
   intervalMs: number;
+  /** SHARDS and the shards it consumes (absent from workers before shards). */
+  shards?: { total: number; consumed: number[] };
   /** When its last heartbeat arrived (Redis' clock). */
   seenAt: string;
 }
@@ -47,6 +49,8 @@ export interface HeartbeatOptions {
   log: Logger;
   /** Default 5 s; a worker is live for 3 intervals after its last beat. */
   intervalMs?: number;
+  /** SHARDS and the shards this worker consumes. */
+  shards?: { total: number; consumed: number[] };
 }
 
 export interface Heartbeat {
@@ -93,6 +97,7 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
     const info: Omit<WorkerBeat, 'seenAt'> = {
       id, host: hostname(), pid: process.pid, role: o.role, version: version(), prefix: o.prefix,
       rulesHash: rulesHash(table), rules: table.rules.length, scopes: scopeNames(table), startedAt, intervalMs,
+      ...(o.shards ? { shards: o.shards } : {}),
     };
     pending = o.redis
       .eval(BEAT, 2, ...keys(o.prefix), id, String(intervalMs * 3), JSON.stringify(info))

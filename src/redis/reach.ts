@@ -16,6 +16,8 @@ export interface Reach {
   workers: WorkerBeat[];
   /** Distinct rules hashes of the live workers (more than one: they run different rules). */
   rulesHashes: string[];
+  /** Shard trouble among the live workers: shards no live worker consumes, or workers that disagree on SHARDS. */
+  shardWarning?: string;
   warning?: string;
 }
 
@@ -33,7 +35,31 @@ export async function reach(redis: Redis | Cluster, prefix: string, scope?: stri
   } else if (applies === 0) {
     warning = `none of the ${workers.length} live workers has ${scope} in its rules: this holds nothing back`;
   }
-  return { redis: where, prefix, live: workers.length, applies, workers, rulesHashes, ...(warning ? { warning } : {}) };
+  const shardWarning = shardTrouble(workers);
+  return { redis: where, prefix, live: workers.length, applies, workers, rulesHashes, ...(warning ? { warning } : {}), ...(shardWarning ? { shardWarning } : {}) };
+}
+
+/** Shards that no live worker consumes (their deliveries and jobs wait), or workers that disagree on SHARDS. */
+export function shardTrouble(workers: WorkerBeat[]): string | undefined {
+  const totals = [...new Set(workers.map((w) => w.shards?.total ?? 1))];
+  if (totals.length > 1) return `the live workers disagree on SHARDS (${totals.join(', ')}): every process of a deployment must use the same number`;
+  const total = totals[0];
+  if (!total || total <= 1) return undefined;
+  const consumed = new Set(workers.flatMap((w) => w.shards?.consumed ?? []));
+  const missing = Array.from({ length: total }, (_, i) => i).filter((i) => !consumed.has(i));
+  return missing.length ? `no live worker consumes shard${missing.length > 1 ? 's' : ''} ${ranges(missing)} of ${total}: their deliveries and runs wait (check SHARDS_CONSUMED)` : undefined;
+}
+
+/** [0, 1, 2, 5] -> "0-2,5" (the form SHARDS_CONSUMED takes). */
+function ranges(xs: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
+    out.push(j > i ? `${xs[i]}-${xs[j]}` : String(xs[i]));
+    i = j + 1;
+  }
+  return out.join(',');
 }
 
 /** The lines the CLI prints after pause, resume and status. */
@@ -42,9 +68,11 @@ export function reachLines(r: Reach, verb: 'written to' | 'read from', now = Dat
   out.push(`live workers there: ${r.live}${r.applies !== r.live ? ` (${r.applies} of them run what it names)` : ''}`);
   for (const w of r.workers) {
     const ago = Math.max(0, Math.round((now - Date.parse(w.seenAt)) / 1000));
-    out.push(`  ${w.id} role ${w.role}, version ${w.version}, rules ${w.rulesHash} (${w.rules}), seen ${ago}s ago`);
+    const shards = w.shards && w.shards.total > 1 ? `, shards ${ranges(w.shards.consumed)} of ${w.shards.total}` : '';
+    out.push(`  ${w.id} role ${w.role}, version ${w.version}, rules ${w.rulesHash} (${w.rules})${shards}, seen ${ago}s ago`);
   }
   if (r.rulesHashes.length > 1) out.push(`warning: the live workers run different rules (hashes ${r.rulesHashes.join(', ')})`);
+  if (r.shardWarning) out.push(`warning: ${r.shardWarning}`);
   if (r.warning) out.push(`WARNING: ${r.warning}`);
   return out;
 }

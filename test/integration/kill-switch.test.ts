@@ -211,3 +211,28 @@ test('a stopped worker leaves the live list at once', async () => {
   await other.close();
   assert.equal((await liveWorkers(redis, prefix)).length, 0);
 });
+
+test('status names the shards no live worker consumes (SHARDS=4, the only worker takes 0-1)', async () => {
+  const part = await startTestService({ rules, env: { SHARDS: '4', SHARDS_CONSUMED: '0-1' } });
+  try {
+    const prefix = part.config.QUEUE_PREFIX;
+    const [w] = await eventually(async () => { const ws = await liveWorkers(redis, prefix); return ws.length === 1 && ws; }, 'the first heartbeat');
+    assert.deepEqual(w!.shards, { total: 4, consumed: [0, 1] });
+    const st = await cli(['status'], { QUEUE_PREFIX: prefix, DATABASE_SCHEMA: part.config.DATABASE_SCHEMA, RULES_DIR: part.rulesDir });
+    assert.equal(st.code, 0, st.err);
+    assert.match(st.out, /, shards 0-1 of 4, seen \d+s ago$/m);
+    assert.match(st.out, /^warning: no live worker consumes shards 2-3 of 4: their deliveries and runs wait \(check SHARDS_CONSUMED\)$/m);
+  } finally {
+    await part.close();
+  }
+  // Every shard consumed: no warning.
+  const whole = await startTestService({ rules, env: { SHARDS: '4' } });
+  try {
+    await eventually(async () => (await liveWorkers(redis, whole.config.QUEUE_PREFIX)).length === 1, 'the first heartbeat');
+    const st = await cli(['status'], { QUEUE_PREFIX: whole.config.QUEUE_PREFIX, DATABASE_SCHEMA: whole.config.DATABASE_SCHEMA, RULES_DIR: whole.rulesDir });
+    assert.match(st.out, /, shards 0-3 of 4, seen/);
+    assert.doesNotMatch(st.out, /no live worker consumes/);
+  } finally {
+    await whole.close();
+  }
+});
